@@ -1,0 +1,174 @@
+"""Reading audio: the one place in the toolkit where audio files are opened.
+
+Everything goes through :func:`read_audio` (a file path) or :func:`read_cut` (a Lhotse cut):
+soundfile reads wav/flac/ogg at any sample rate and channel count, channels are averaged to
+mono, torchaudio resamples to the requested rate, and the result is validated. Each failure
+has its own exception type, all deriving from :class:`AudioError`, and the message names the
+file, so a training loop can skip-and-count and a CLI can print one clear line.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as taf
+
+from dino_speech.errors import DinoSpeechError
+
+__all__ = [
+    "AudioError",
+    "AudioNotFoundError",
+    "AudioReadError",
+    "EmptyAudioError",
+    "AudioTooShortError",
+    "NonFiniteAudioError",
+    "audio_info",
+    "read_audio",
+    "read_cut",
+    "resample",
+    "validate_waveform",
+    "write_audio",
+]
+
+
+class AudioError(DinoSpeechError):
+    """A problem with one audio file; ``path`` names it."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class AudioNotFoundError(AudioError):
+    """The file does not exist."""
+
+
+class AudioReadError(AudioError):
+    """The file exists but cannot be decoded."""
+
+
+class EmptyAudioError(AudioError):
+    """The file (or the requested segment) holds no samples."""
+
+
+class AudioTooShortError(AudioError):
+    """The audio is shorter than the required minimum."""
+
+
+class NonFiniteAudioError(AudioError):
+    """The audio holds NaN or infinite samples."""
+
+
+def audio_info(path: str | Path) -> tuple[int, int, int]:
+    """``(sample_rate, num_frames, num_channels)`` of a file without reading its samples."""
+    path = _existing(path)
+    try:
+        info = sf.info(str(path))
+    except (RuntimeError, sf.LibsndfileError) as exc:
+        raise AudioReadError(path, f"cannot read audio: {_reason(exc)}") from None
+    return int(info.samplerate), int(info.frames), int(info.channels)
+
+
+def read_audio(
+    path: str | Path,
+    sample_rate: int | None = 16000,
+    *,
+    offset: float = 0.0,
+    duration: float | None = None,
+    min_seconds: float = 0.0,
+) -> torch.Tensor:
+    """Read a file (or the segment ``[offset, offset + duration)`` seconds of it) as mono.
+
+    Args:
+        path: a wav/flac/ogg file.
+        sample_rate: resample to this rate; ``None`` keeps the file's rate.
+        offset, duration: the segment to read, in seconds of the file's own time line.
+        min_seconds: raise :class:`AudioTooShortError` below this length.
+
+    Returns:
+        ``(num_samples,)`` float32 tensor in [-1, 1] at ``sample_rate``.
+    """
+    path = _existing(path)
+    try:
+        with sf.SoundFile(str(path)) as f:
+            file_sr = f.samplerate
+            start = max(0, int(round(offset * file_sr)))
+            frames = -1 if duration is None else max(0, int(round(duration * file_sr)))
+            if start:
+                f.seek(min(start, f.frames))
+            data = f.read(frames=frames, dtype="float32", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError) as exc:
+        raise AudioReadError(path, f"cannot read audio: {_reason(exc)}") from None
+    wave = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
+    target_sr = sample_rate or file_sr
+    validate_waveform(wave, path, sample_rate=file_sr, min_seconds=0.0)
+    wave = resample(wave, file_sr, target_sr)
+    validate_waveform(wave, path, sample_rate=target_sr, min_seconds=min_seconds)
+    return wave
+
+
+def read_cut(cut: Any, sample_rate: int | None = 16000, *, min_seconds: float = 0.0) -> torch.Tensor:
+    """Read the audio of a Lhotse ``MonoCut`` (file-backed recording) as a mono tensor.
+
+    All channels of the source file are averaged. Returns ``(num_samples,)`` float32.
+    """
+    recording = getattr(cut, "recording", None)
+    if recording is None or not recording.sources:
+        raise AudioReadError(getattr(cut, "id", "<cut>"), "cut has no recording to read")
+    source = recording.sources[0]
+    if source.type != "file":
+        raise AudioReadError(source.source, f"unsupported audio source type '{source.type}'")
+    return read_audio(
+        source.source,
+        sample_rate,
+        offset=float(cut.start),
+        duration=float(cut.duration),
+        min_seconds=min_seconds,
+    )
+
+
+def resample(wave: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
+    """Resample ``(..., num_samples)`` from ``orig_sr`` to ``new_sr`` (identity if equal)."""
+    if orig_sr == new_sr:
+        return wave
+    g = math.gcd(int(orig_sr), int(new_sr))
+    return taf.resample(wave, int(orig_sr) // g, int(new_sr) // g)
+
+
+def validate_waveform(
+    wave: torch.Tensor, path: str | Path, *, sample_rate: int, min_seconds: float = 0.0
+) -> None:
+    """Raise the matching :class:`AudioError` if ``wave`` is empty, non-finite or too short."""
+    if wave.numel() == 0:
+        raise EmptyAudioError(path, "audio is empty (0 samples)")
+    if not bool(torch.isfinite(wave).all()):
+        raise NonFiniteAudioError(path, "audio contains NaN or infinite samples")
+    seconds = wave.shape[-1] / sample_rate
+    if seconds < min_seconds:
+        raise AudioTooShortError(
+            path, f"audio is {seconds:.3f} s long, shorter than the minimum {min_seconds:.3f} s"
+        )
+
+
+def write_audio(path: str | Path, wave: torch.Tensor | np.ndarray, sample_rate: int) -> None:
+    """Write a mono ``(num_samples,)`` waveform in [-1, 1] as 16-bit PCM (wav/flac by suffix)."""
+    data = wave.detach().cpu().numpy() if isinstance(wave, torch.Tensor) else np.asarray(wave)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), np.clip(data, -1.0, 1.0).astype(np.float32), sample_rate, subtype="PCM_16")
+
+
+def _existing(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise AudioNotFoundError(path, "audio file not found")
+    return path
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -1,0 +1,333 @@
+"""Typed experiment configs: nested dataclasses, strict YAML load/save, dotted overrides.
+
+One YAML file describes one experiment. Loading is strict: an unknown or mistyped key, or a
+value of the wrong type, raises :class:`~dino_speech.errors.ConfigError` naming the key and
+listing the valid ones. Overrides on the command line use dotted paths::
+
+    dino-speech train dino --config recipes/mini.yaml --exp-dir exp/mini train.epochs=3 \
+        optim.lr=0.01 data.crops.num_local=2
+
+Values in overrides are parsed as YAML scalars (``3`` is an int, ``[2, 4]`` a list, ``null``
+None) and then checked against the field's type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+from dino_speech.errors import ConfigError
+
+T = TypeVar("T")
+
+# --------------------------------------------------------------------------- machinery
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A dataclass config as plain nested dicts/lists (tuples become lists), ready for YAML."""
+
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, Mapping):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(cfg)
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any] | None, *, where: str = "") -> T:
+    """Build dataclass ``cls`` from nested mappings, checking every key and type."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{_label(where)} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        raise ConfigError(_unknown_key_message(unknown[0], where, list(fields)))
+    kwargs = {}
+    for name, f in fields.items():
+        key = f"{where}.{name}" if where else name
+        if name in data:
+            kwargs[name] = _coerce(data[name], hints[name], key)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"missing required config key '{key}'")
+    return cls(**kwargs)
+
+
+def apply_overrides(cfg: T, overrides: Sequence[str]) -> T:
+    """Return a copy of ``cfg`` with dotted ``key=value`` overrides applied."""
+    data = to_dict(cfg)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"override '{item}' is not of the form key.subkey=value")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override '{item}': cannot parse value: {exc}") from None
+        node: dict[str, Any] = data
+        parts = key.split(".")
+        cls: Any = type(cfg)
+        for depth, part in enumerate(parts):
+            where = ".".join(parts[:depth])
+            names = [f.name for f in dataclasses.fields(cls)]
+            if part not in names:
+                raise ConfigError(_unknown_key_message(part, where, names))
+            if depth == len(parts) - 1:
+                node[part] = value
+                break
+            sub = typing.get_type_hints(cls)[part]
+            if not (isinstance(sub, type) and dataclasses.is_dataclass(sub)):
+                raise ConfigError(f"'{'.'.join(parts[: depth + 1])}' is not a section; cannot set '{key}'")
+            cls = sub
+            node = node[part]
+    return from_dict(type(cfg), data)
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
+    """Load ``cls`` from a YAML file (or defaults when ``path`` is None), then apply overrides."""
+    data: Any = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    try:
+        cfg = from_dict(cls, data)
+    except ConfigError as exc:
+        if path is None:
+            raise
+        raise ConfigError(f"{path}: {exc}") from None
+    return apply_overrides(cfg, overrides)
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    """Write ``cfg`` as YAML; ``load_config(type(cfg), path)`` gives it back unchanged."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def _label(where: str) -> str:
+    return f"'{where}'" if where else "the config"
+
+
+def _unknown_key_message(key: str, where: str, valid: list[str]) -> str:
+    full = f"{where}.{key}" if where else key
+    hint = difflib.get_close_matches(key, valid, n=1)
+    did_you_mean = f" (did you mean '{hint[0]}'?)" if hint else ""
+    return (
+        f"unknown config key '{full}'{did_you_mean}; valid keys of {_label(where)}: "
+        + ", ".join(valid)
+    )
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:  # noqa: C901 - one branch per type form
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"'{key}': {value!r} fits none of {tp}")
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(repr(a) for a in args)
+            raise ConfigError(f"'{key}' must be one of {choices}, got {value!r}")
+        return value
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where=key)
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"'{key}' must be a list, got {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(f"'{key}' must have {len(args)} items, got {len(value)}")
+            items = [_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
+        else:
+            item_tp = args[0] if args else Any
+            items = [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin in (dict, Mapping) or tp is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"'{key}' must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"'{key}' must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"'{key}' must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"'{key}' must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if isinstance(value, (dict, list, tuple)) or value is None:
+            raise ConfigError(f"'{key}' must be a string, got {value!r}")
+        return str(value)
+    raise ConfigError(f"'{key}': unsupported config type {tp}")
+
+
+# --------------------------------------------------------------------------- DINO experiment
+
+
+@dataclass
+class FbankConfig:
+    """Log-Mel filterbank features, computed batched on the training device."""
+
+    sample_rate: int = 16000
+    num_mel_bins: int = 80
+    frame_length_ms: float = 25.0
+    frame_shift_ms: float = 10.0
+    low_freq: float = 20.0
+    high_freq: float = 7600.0
+    # "sliding": subtract the mean over a centred window of `mean_norm_window` frames (the
+    # paper's short-time mean normalisation); "utterance": over the whole crop; "none".
+    mean_norm: Literal["sliding", "utterance", "none"] = "sliding"
+    mean_norm_window: int = 150
+
+
+@dataclass
+class CropConfig:
+    """Multi-crop sampling: the teacher sees the global crops, the student all of them."""
+
+    num_global: int = 2
+    global_seconds: float = 4.0
+    num_local: int = 4
+    local_seconds: float = 2.0
+
+
+@dataclass
+class AugmentConfig:
+    """Waveform augmentation (on the device, batched, an independent draw per crop)."""
+
+    noise_prob: float = 0.7
+    noise_snr: tuple[float, float] = (0.0, 18.0)
+    music_snr: tuple[float, float] = (3.0, 18.0)
+    babble_snr: tuple[float, float] = (13.0, 20.0)
+    babble_speakers: tuple[int, int] = (3, 7)
+    reverb_prob: float = 0.45
+    gain_prob: float = 0.0
+    gain_db: tuple[float, float] = (-6.0, 6.0)
+    # SpecAugment on student crops only (probability per crop, masks in frames / mel bins).
+    specaug_prob: float = 0.0
+    time_masks: int = 2
+    time_mask_max: int = 20
+    freq_masks: int = 2
+    freq_mask_max: int = 8
+
+
+@dataclass
+class DataConfig:
+    """Where the training cuts come from and how they become batches."""
+
+    train_cuts: str = ""
+    musan_cuts: str | None = None
+    rir_cuts: str | None = None
+    min_duration: float = 0.0
+    batch_size: int = 96
+    num_workers: int = 4
+    crops: CropConfig = field(default_factory=CropConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    features: FbankConfig = field(default_factory=FbankConfig)
+
+
+@dataclass
+class EncoderConfig:
+    """An encoder from the registry (`dino_speech.models.registry`) and its keyword arguments."""
+
+    name: str = "ecapa_c512"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DinoConfig:
+    """DINO head, loss and teacher settings (defaults: Cho et al. 2022 / hyperion dinossl.v1)."""
+
+    out_dim: int = 65536
+    hidden_dim: int = 2048
+    bottleneck_dim: int = 256
+    num_layers: int = 3
+    use_bn: bool = False
+    norm_last_layer: bool = True
+    student_temp: float = 0.1
+    teacher_temp: float = 0.04
+    warmup_teacher_temp: float = 0.04
+    warmup_teacher_temp_epochs: float = 0.0
+    center_momentum: float = 0.9
+    teacher_momentum: float = 0.996
+    teacher_momentum_final: float = 1.0
+    freeze_last_layer_epochs: float = 1.0
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser and schedules; `lr` is for a total batch of 256 when `scale_lr` is true."""
+
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = 0.005
+    scale_lr: bool = True
+    min_lr: float = 1e-6
+    warmup_epochs: float = 10.0
+    weight_decay: float = 1e-4
+    weight_decay_end: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.95)
+    amsgrad: bool = True
+    momentum: float = 0.9
+    clip_grad: float = 3.0
+
+
+@dataclass
+class TrainConfig:
+    """The training loop: length, device, precision, checkpoints, logging."""
+
+    epochs: int = 70
+    steps_per_epoch: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    precision: Literal["bf16", "fp32"] = "bf16"
+    log_every: int = 50
+    checkpoint_every: int = 1000
+    keep_last: int = 3
+    average_last: int = 0
+    max_minutes: float | None = None
+    tensorboard: bool = True
+
+
+@dataclass
+class DinoExperimentConfig:
+    """Everything `dino-speech train dino` needs; one YAML file under `recipes/`."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: EncoderConfig = field(default_factory=EncoderConfig)
+    dino: DinoConfig = field(default_factory=DinoConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)

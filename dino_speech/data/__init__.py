@@ -1,0 +1,1 @@
+"""Lhotse CutSets in, DINO batches out: manifests, multi-crop sampling, augmentation, features."""

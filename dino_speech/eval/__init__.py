@@ -1,0 +1,1 @@
+"""Evaluation: speaker verification (EER, minDCF, score normalisation) and emotion probes."""

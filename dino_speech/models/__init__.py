@@ -1,0 +1,1 @@
+"""Speaker-embedding encoders (ECAPA-TDNN, ResNets) behind a registry."""

@@ -1,0 +1,1 @@
+"""Iterative pseudo-labeling: clustering, margin-softmax fine-tuning, the round loop."""

@@ -1,0 +1,1 @@
+"""Self-supervised objectives on speech: DINO head, loss, teacher and schedules."""

@@ -1,0 +1,1 @@
+"""The training loop: checkpoints and exact resume, distributed helpers, monitoring."""
