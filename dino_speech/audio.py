@@ -113,7 +113,9 @@ def read_audio(
     return wave
 
 
-def read_cut(cut: Any, sample_rate: int | None = 16000, *, min_seconds: float = 0.0) -> torch.Tensor:
+def read_cut(
+    cut: Any, sample_rate: int | None = 16000, *, min_seconds: float = 0.0
+) -> torch.Tensor:
     """Read the audio of a Lhotse ``MonoCut`` (file-backed recording) as a mono tensor.
 
     All channels of the source file are averaged. Returns ``(num_samples,)`` float32.

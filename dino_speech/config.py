@@ -92,7 +92,9 @@ def apply_overrides(cfg: T, overrides: Sequence[str]) -> T:
                 break
             sub = typing.get_type_hints(cls)[part]
             if not (isinstance(sub, type) and dataclasses.is_dataclass(sub)):
-                raise ConfigError(f"'{'.'.join(parts[: depth + 1])}' is not a section; cannot set '{key}'")
+                raise ConfigError(
+                    f"'{'.'.join(parts[: depth + 1])}' is not a section; cannot set '{key}'"
+                )
             cls = sub
             node = node[part]
     return from_dict(type(cfg), data)
@@ -154,7 +156,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:  # noqa: C901 - one branch pe
                 return _coerce(value, arg, key)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"'{key}': {value!r} fits none of {tp}")
+        raise ConfigError(
+            errors[0] if len(errors) == 1 else f"'{key}': {value!r} fits none of {tp}"
+        )
     if origin is Literal:
         if value not in args:
             choices = ", ".join(repr(a) for a in args)
@@ -168,7 +172,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:  # noqa: C901 - one branch pe
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
                 raise ConfigError(f"'{key}' must have {len(args)} items, got {len(value)}")
-            items = [_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
+            items = [
+                _coerce(v, a, f"{key}[{i}]")
+                for i, (v, a) in enumerate(zip(value, args, strict=True))
+            ]
         else:
             item_tp = args[0] if args else Any
             items = [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]

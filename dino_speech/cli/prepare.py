@@ -23,19 +23,47 @@ def prepare() -> None:
 
 
 @prepare.command()
-@click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Where the wavs, manifests and lists are written.")
-@click.option("--speakers", default=40, show_default=True, type=click.IntRange(min=4),
-              help="Number of speakers (split by speaker into train and test).")
-@click.option("--utts-per-speaker", default=20, show_default=True, type=click.IntRange(min=2),
-              help="Utterances per speaker.")
-@click.option("--duration-range", default="2,6", show_default=True, callback=_float_pair,
-              help="Utterance length range in seconds, 'MIN,MAX'.")
-@click.option("--test-speakers", default=None, type=click.IntRange(min=2),
-              help="Speakers held out for the test split [default: a quarter, at least 2].")
+@click.option(
+    "--out-dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the wavs, manifests and lists are written.",
+)
+@click.option(
+    "--speakers",
+    default=40,
+    show_default=True,
+    type=click.IntRange(min=4),
+    help="Number of speakers (split by speaker into train and test).",
+)
+@click.option(
+    "--utts-per-speaker",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=2),
+    help="Utterances per speaker.",
+)
+@click.option(
+    "--duration-range",
+    default="2,6",
+    show_default=True,
+    callback=_float_pair,
+    help="Utterance length range in seconds, 'MIN,MAX'.",
+)
+@click.option(
+    "--test-speakers",
+    default=None,
+    type=click.IntRange(min=2),
+    help="Speakers held out for the test split [default: a quarter, at least 2].",
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
-@click.option("--num-jobs", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Parallel processes generating audio.")
+@click.option(
+    "--num-jobs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Parallel processes generating audio.",
+)
 def synthetic(
     out_dir: Path,
     speakers: int,

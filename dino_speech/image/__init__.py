@@ -1,1 +1,1 @@
-"""Image-domain non-contrastive SSL (BYOL, SimSiam, Barlow Twins, VICReg) and the predictor study."""
+"""Image-domain non-contrastive SSL (BYOL, SimSiam, Barlow Twins, VICReg), predictor study."""

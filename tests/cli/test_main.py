@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from dino_speech import __version__
+from dino_speech.cli.main import COMMANDS, cli
+
+
+def test_version_and_help():
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+    result = runner.invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for name in COMMANDS:
+        assert name in result.output
+
+
+def test_every_registered_command_imports_and_has_help():
+    runner = CliRunner()
+    for name in COMMANDS:
+        result = runner.invoke(cli, [name, "--help"])
+        assert result.exit_code == 0, (name, result.output)
+        assert "Usage:" in result.output
+
+
+def test_user_errors_are_one_line_and_exit_2():
+    runner = CliRunner()
+    for args in (
+        ["no-such-command"],
+        ["prepare", "synthetic"],
+        ["--bogus"],
+        ["prepare", "synthetic", "--out-dir", "x", "--speakers", "one"],
+    ):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 2, (args, result.output)
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("Error:"), (args, result.output)
+        assert "Traceback" not in result.output
