@@ -338,3 +338,84 @@ class DinoExperimentConfig:
     dino: DinoConfig = field(default_factory=DinoConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# --------------------------------------------------------------------------- pseudo-labeling
+
+
+@dataclass
+class ClusterConfig:
+    """Embeddings -> pseudo-speaker labels (defaults: hyperion ``ssl.v1`` cosine AHC chain).
+
+    ``method``: ``kmeans_ahc`` (L2-normalise, PCA, k-means over-clustering, agglomerative
+    merge of the centroids on cosine, size filter), ``kmeans`` (``num_clusters`` clusters,
+    size filter) or ``ahc`` (agglomerative on the points themselves; exact but quadratic in
+    memory, refused above ``max_preclusters`` points). Utterances left out get label -1.
+    """
+
+    method: Literal["kmeans_ahc", "kmeans", "ahc"] = "kmeans_ahc"
+    # "auto": faiss when installed, scikit-learn otherwise; "faiss" fails if it is missing.
+    backend: Literal["auto", "faiss", "sklearn"] = "auto"
+    # L2-normalise before and after PCA; k-means is then spherical (cosine).
+    l2_normalize: bool = True
+    # Keep this fraction of the variance with PCA (0 < v < 1); null skips PCA.
+    pca_variance: float | None = 0.99
+    # k-means clusters: required for method=kmeans; for kmeans_ahc it defaults to
+    # ceil(N / samples_per_cluster), capped at max_preclusters (AHC memory is quadratic).
+    num_clusters: int | None = None
+    samples_per_cluster: float = 4.0
+    max_preclusters: int = 20000
+    kmeans_iters: int = 20
+    kmeans_init: Literal["random", "kmeans++"] = "random"
+    # scikit-learn only: "auto" uses MiniBatchKMeans above 50000 points, KMeans below.
+    sklearn_algorithm: Literal["auto", "lloyd", "minibatch"] = "auto"
+    minibatch_size: int = 4096
+    # AHC merges while the linkage cosine similarity is above this threshold.
+    ahc_threshold: float = 0.8
+    ahc_linkage: Literal["average", "complete", "single"] = "average"
+    # Clusters with fewer than min_size utterances are left out (-1). Clusters above
+    # max_size (null: no limit) are dropped ("drop", as hyperion), cut to a random max_size
+    # subset ("subsample") or kept whole ("keep").
+    min_size: int = 8
+    max_size: int | None = 50
+    oversize: Literal["drop", "subsample", "keep"] = "drop"
+    seed: int = 0
+
+
+@dataclass
+class MarginConfig:
+    """Additive angular margin softmax over the pseudo-speakers (hyperion ``ssl.v1``)."""
+
+    margin: float = 0.2
+    scale: float = 30.0
+    # Sub-centres per class (1: plain AAM softmax); the class cosine is the max over them.
+    sub_centers: int = 2
+    # Easy margin: apply the margin only where cos(theta) > 0 (ArcFace's variant).
+    easy_margin: bool = False
+    # The margin grows linearly from 0 to `margin` over this many epochs (0: no warm-up).
+    margin_warmup_epochs: float = 10.0
+
+
+@dataclass
+class FinetuneConfig:
+    """Two-stage fine-tuning on the pseudo-labels (hyperion ``ssl.v1`` stages 1.1 and 1.2).
+
+    Stage one trains the classifier with the backbone frozen, stage two all layers; both on
+    ``crop_seconds`` crops with the DINO augmentation. Used by the pseudo-labeling loop.
+    """
+
+    crop_seconds: float = 4.0
+    frozen_epochs: int = 30
+    frozen_lr: float = 0.1
+    full_epochs: int = 70
+    full_lr: float = 0.01
+
+
+@dataclass
+class PseudoLabelConfig:
+    """Iterative pseudo-labeling: cluster the embeddings, fine-tune on the clusters, repeat."""
+
+    rounds: int = 2
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    margin: MarginConfig = field(default_factory=MarginConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
