@@ -1,0 +1,150 @@
+"""The embedder package: one file with a trained encoder and the features it expects.
+
+``save_embedder`` writes (atomically: a temporary file, then ``os.replace``) a ``torch.save``
+dictionary::
+
+    {
+        "format": "dino_speech/embedder-v1",
+        "encoder": {"name": str, "kwargs": dict, "feat_dim": int},
+        "features": {...FbankConfig fields...},
+        "state_dict": {parameter name: tensor},   # the encoder's, on CPU
+        "meta": {...},                            # free-form: source, step, epoch, config, ...
+    }
+
+It holds only plain Python types and tensors, so it loads with ``torch.load(weights_only=True)``.
+:func:`load_embedder` also accepts a training checkpoint (it takes the teacher's backbone) or an
+experiment directory (``EXP/embedder.pt``, else the newest checkpoint in ``EXP/checkpoints``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dino_speech.config import EncoderConfig, FbankConfig, from_dict, to_dict
+from dino_speech.errors import ConfigError, DataError
+from dino_speech.models.registry import build_encoder
+
+__all__ = [
+    "EMBEDDER_FORMAT",
+    "atomic_torch_save",
+    "load_embedder",
+    "resolve_model_path",
+    "save_embedder",
+]
+
+EMBEDDER_FORMAT = "dino_speech/embedder-v1"
+# Written by dino_speech.train.checkpoint; read here to take the teacher of a training run.
+CHECKPOINT_FORMAT = "dino_speech/dino-checkpoint-v1"
+BACKBONE_PREFIX = "backbone."
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename it over ``path``.
+
+    A reader never sees a half-written file, and a crash leaves the previous file intact.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_embedder(
+    path: str | Path,
+    encoder: nn.Module,
+    encoder_cfg: EncoderConfig,
+    features: FbankConfig,
+    meta: dict[str, Any] | None = None,
+) -> None:
+    """Write ``encoder`` (built from ``encoder_cfg`` for ``features``) as an embedder package."""
+    state = {k: v.detach().to("cpu", copy=True) for k, v in encoder.state_dict().items()}
+    package = {
+        "format": EMBEDDER_FORMAT,
+        "encoder": {
+            "name": encoder_cfg.name,
+            "kwargs": to_dict(encoder_cfg.kwargs),
+            "feat_dim": features.num_mel_bins,
+        },
+        "features": to_dict(features),
+        "state_dict": state,
+        "meta": dict(meta or {}),
+    }
+    atomic_torch_save(package, path)
+
+
+def resolve_model_path(path: str | Path) -> Path:
+    """A file as given; for an experiment directory its ``embedder.pt`` or newest checkpoint."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        if (path / "embedder.pt").is_file():
+            return path / "embedder.pt"
+        ckpts = sorted((path / "checkpoints").glob("*.pt"), key=lambda p: p.stat().st_mtime)
+        if ckpts:
+            return ckpts[-1]
+        raise DataError(f"{path}: no embedder.pt and no checkpoints/*.pt in this directory")
+    raise DataError(f"model not found: {path}")
+
+
+def load_embedder(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, FbankConfig, dict[str, Any]]:
+    """Load an embedder package, a DINO training checkpoint or an experiment directory.
+
+    Returns:
+        The encoder in eval mode on ``device``, its :class:`FbankConfig`, and the package's
+        ``meta`` dictionary (for a checkpoint: ``source``, ``step``, ``epoch``).
+
+    Raises:
+        DataError: missing file, not a dino_speech model, or weights that do not fit.
+    """
+    path = resolve_model_path(path)
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our file"
+        raise DataError(f"{path}: cannot read model file: {exc}") from None
+    fmt = blob.get("format") if isinstance(blob, dict) else None
+    if fmt == EMBEDDER_FORMAT:
+        enc, feats, state = blob["encoder"], blob["features"], blob["state_dict"]
+        name, kwargs, feat_dim, meta = enc["name"], enc["kwargs"], enc["feat_dim"], blob["meta"]
+    elif fmt == CHECKPOINT_FORMAT:
+        config = blob["config"]
+        name, kwargs = config["model"]["name"], config["model"]["kwargs"]
+        feats = config["data"]["features"]
+        feat_dim = feats["num_mel_bins"]
+        state = {
+            k[len(BACKBONE_PREFIX) :]: v
+            for k, v in blob["teacher"].items()
+            if k.startswith(BACKBONE_PREFIX)
+        }
+        meta = {"source": str(path), "step": blob["step"], "epoch": blob["epoch"]}
+    else:
+        raise DataError(
+            f"{path}: not a dino_speech embedder or checkpoint (format {fmt!r}; "
+            f"expected {EMBEDDER_FORMAT!r} or {CHECKPOINT_FORMAT!r})"
+        )
+    try:
+        fbank = from_dict(FbankConfig, feats, where="features")
+        encoder = build_encoder(name, feat_dim=feat_dim, **kwargs)
+    except ConfigError as exc:
+        raise DataError(f"{path}: {exc}") from None
+    try:
+        encoder.load_state_dict(state)
+    except RuntimeError as exc:
+        raise DataError(f"{path}: weights do not fit encoder '{name}': {exc}") from None
+    return encoder.to(device).eval(), fbank, dict(meta)
