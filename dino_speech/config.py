@@ -220,6 +220,9 @@ class FbankConfig:
     # paper's short-time mean normalisation); "utterance": over the whole crop; "none".
     mean_norm: Literal["sliding", "utterance", "none"] = "sliding"
     mean_norm_window: int = 150
+    # Waveforms in [-1, 1] are scaled to Kaldi's 16-bit sample range before framing, as Kaldi,
+    # hyperion and WeSpeaker do; it only moves the log floor (float32 eps) relative to speech.
+    wave_scale: float = 32768.0
 
 
 @dataclass

@@ -1,0 +1,230 @@
+"""Batched log-Mel filterbank features with mean normalisation, on any device.
+
+:class:`Fbank` computes the same numbers as ``torchaudio.compliance.kaldi.fbank`` with Kaldi's
+defaults (snip edges, DC removal, pre-emphasis 0.97, Povey window, FFT padded to a power of two,
+power spectrum, triangular Mel filters on Kaldi's ``1127 ln(1 + f / 700)`` scale, natural log
+floored at float32 epsilon, no dither, no energy term), but for a whole padded batch at once: the
+frames of every waveform are one strided view, one real FFT and one matrix product. It then
+subtracts a mean per :attr:`FbankConfig.mean_norm`:
+
+* ``"utterance"``: the mean over the valid frames of each waveform;
+* ``"sliding"``: the mean over a window of ``mean_norm_window`` frames centred on each frame,
+  shifted inwards at the edges so that it keeps its full size when the waveform is long enough
+  (Kaldi's ``apply-cmvn-sliding --center=true --norm-vars=false``; the paper's short-time mean
+  normalisation over 150 frames);
+* ``"none"``.
+
+Frames past each waveform's length (padding) are zero in the output.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from dino_speech.config import FbankConfig
+from dino_speech.errors import ConfigError
+
+__all__ = ["Fbank", "kaldi_mel_banks", "num_frames", "sliding_mean_norm", "utterance_mean_norm"]
+
+_PREEMPHASIS = 0.97
+_CPU_CHUNK_FRAMES = 512
+_GPU_CHUNK_FRAMES = 1 << 17
+_POVEY_POWER = 0.85
+
+
+def num_frames(lengths: torch.Tensor, frame_length: int, frame_shift: int) -> torch.Tensor:
+    """Frames of each waveform with Kaldi's ``snip_edges=True``: ``1 + (len - win) // shift``."""
+    frames = torch.div(lengths - frame_length, frame_shift, rounding_mode="floor") + 1
+    return frames.clamp(min=0)
+
+
+def _mel(freq: torch.Tensor | float) -> torch.Tensor:
+    return 1127.0 * torch.log1p(torch.as_tensor(freq, dtype=torch.float64) / 700.0)
+
+
+def kaldi_mel_banks(
+    num_bins: int, padded_window: int, sample_rate: float, low_freq: float, high_freq: float
+) -> torch.Tensor:
+    """Kaldi's triangular Mel filters as a ``(padded_window // 2 + 1, num_bins)`` matrix.
+
+    Filter ``m`` rises linearly on the Mel scale from the edge ``m`` to its centre ``m + 1`` and
+    falls to edge ``m + 2``, the ``num_bins + 2`` edges evenly spaced in Mel between
+    ``low_freq`` and ``high_freq`` (``high_freq <= 0`` counts back from Nyquist). The Nyquist
+    row is zero, as in Kaldi.
+    """
+    nyquist = 0.5 * sample_rate
+    if high_freq <= 0.0:
+        high_freq += nyquist
+    if not 0.0 <= low_freq < high_freq <= nyquist:
+        raise ConfigError(
+            f"fbank needs 0 <= low_freq < high_freq <= {nyquist:g} Hz (Nyquist), "
+            f"got low_freq={low_freq:g}, high_freq={high_freq:g}"
+        )
+    num_fft_bins = padded_window // 2
+    mel_low, mel_high = _mel(low_freq), _mel(high_freq)
+    delta = (mel_high - mel_low) / (num_bins + 1)
+    edges = mel_low + delta * torch.arange(num_bins + 2, dtype=torch.float64)
+    left, centre, right = edges[:-2], edges[1:-1], edges[2:]
+    mel = _mel(torch.arange(num_fft_bins, dtype=torch.float64) * (sample_rate / padded_window))
+    mel = mel[:, None]
+    up = (mel - left) / (centre - left)
+    down = (right - mel) / (right - centre)
+    weights = torch.minimum(up, down).clamp(min=0.0)
+    nyquist_row = torch.zeros(1, num_bins, dtype=torch.float64)
+    return torch.cat([weights, nyquist_row]).to(torch.float32)
+
+
+def utterance_mean_norm(feats: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
+    """Subtract from each ``(B, T, F)`` sequence the mean of its first ``frame_lengths`` frames."""
+    mask = _valid_mask(frame_lengths, feats.shape[1]).unsqueeze(-1)
+    count = frame_lengths.clamp(min=1).to(feats.dtype)[:, None, None]
+    mean = (feats * mask).sum(dim=1, keepdim=True) / count
+    return (feats - mean) * mask
+
+
+def sliding_mean_norm(
+    feats: torch.Tensor, frame_lengths: torch.Tensor, window: int
+) -> torch.Tensor:
+    """Centred sliding-window mean subtraction (Kaldi ``apply-cmvn-sliding --center=true``).
+
+    Frame ``t`` of a sequence of ``n`` valid frames loses the mean of frames
+    ``[t - window // 2, t - window // 2 + window)``; a window running off either end is shifted
+    back inside (and clipped to ``[0, n)`` when ``n < window``).
+
+    Args:
+        feats: ``(B, T, F)``.
+        frame_lengths: ``(B,)`` valid frames per sequence.
+        window: window size in frames.
+
+    Returns:
+        ``(B, T, F)``; frames at or past ``frame_lengths`` are zero.
+    """
+    if window < 1:
+        raise ConfigError(f"mean_norm_window must be a positive number of frames, got {window}")
+    batch, frames, _ = feats.shape
+    mask = _valid_mask(frame_lengths, frames).unsqueeze(-1)
+    # Centre each sequence before the cumulative sum so float32 keeps its precision.
+    centred = utterance_mean_norm(feats, frame_lengths)
+    zero = centred.new_zeros(batch, 1, centred.shape[2])
+    csum = torch.cat([zero, centred.cumsum(dim=1)], dim=1)  # (B, T + 1, F)
+
+    t = torch.arange(frames, device=feats.device)[None, :]
+    n = frame_lengths.to(feats.device)[:, None]
+    start = t - window // 2
+    end = start + window
+    end = torch.where(start < 0, end - start, end)
+    start = start.clamp(min=0)
+    over = (end - n).clamp(min=0)
+    start = (start - over).clamp(min=0)
+    end = torch.minimum(end, n).clamp(min=1)
+    start = torch.minimum(start, end - 1)
+    index_end = end.unsqueeze(-1).expand(-1, -1, centred.shape[2])
+    index_start = start.unsqueeze(-1).expand(-1, -1, centred.shape[2])
+    window_sum = csum.gather(1, index_end) - csum.gather(1, index_start)
+    mean = window_sum / (end - start).to(feats.dtype).unsqueeze(-1)
+    return (centred - mean) * mask
+
+
+def _valid_mask(frame_lengths: torch.Tensor, frames: int) -> torch.Tensor:
+    t = torch.arange(frames, device=frame_lengths.device)
+    return (t[None, :] < frame_lengths[:, None]).to(frame_lengths.device)
+
+
+class Fbank(nn.Module):
+    """Log-Mel filterbank + mean normalisation for a padded batch of waveforms.
+
+    Waveforms are expected in [-1, 1]; they are multiplied by :attr:`FbankConfig.wave_scale`
+    (Kaldi's 16-bit sample range by default) before framing, which only matters where the
+    log floor is hit. The computation always runs in float32, also under autocast.
+
+    Shapes:
+        waves ``(B, S)`` float, lengths ``(B,)`` int samples (``None``: all ``S``) →
+        feats ``(B, T, num_mel_bins)`` with ``T = 1 + (S - win) // shift`` (0 if ``S < win``),
+        frame_lengths ``(B,)`` int64.
+    """
+
+    def __init__(self, cfg: FbankConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or FbankConfig()
+        if cfg.mean_norm not in ("sliding", "utterance", "none"):
+            raise ConfigError(
+                f"unknown mean_norm '{cfg.mean_norm}'; valid: sliding, utterance, none"
+            )
+        if cfg.mean_norm == "sliding" and cfg.mean_norm_window < 1:
+            raise ConfigError(
+                f"mean_norm_window must be a positive number of frames, got {cfg.mean_norm_window}"
+            )
+        self.frame_length = int(cfg.sample_rate * cfg.frame_length_ms * 0.001)
+        self.frame_shift = int(cfg.sample_rate * cfg.frame_shift_ms * 0.001)
+        if self.frame_length < 2 or self.frame_shift < 1:
+            raise ConfigError(
+                f"fbank frame length {cfg.frame_length_ms} ms / shift {cfg.frame_shift_ms} ms "
+                f"is too short at {cfg.sample_rate} Hz"
+            )
+        self.padded_window = 1 << math.ceil(math.log2(self.frame_length))
+        window = torch.hann_window(self.frame_length, periodic=False, dtype=torch.float64)
+        self.register_buffer("window", window.pow(_POVEY_POWER).to(torch.float32), persistent=False)
+        banks = kaldi_mel_banks(
+            cfg.num_mel_bins, self.padded_window, cfg.sample_rate, cfg.low_freq, cfg.high_freq
+        )
+        self.register_buffer("mel_banks", banks, persistent=False)
+
+    @property
+    def feat_dim(self) -> int:
+        return self.cfg.num_mel_bins
+
+    def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` sample lengths → ``(B,)`` frame counts."""
+        return num_frames(lengths.long(), self.frame_length, self.frame_shift)
+
+    def forward(
+        self, waves: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if waves.dim() != 2:
+            raise ValueError(f"Fbank expects waves of shape (B, S), got {tuple(waves.shape)}")
+        batch, samples = waves.shape
+        device = waves.device
+        if lengths is None:
+            lengths = torch.full((batch,), samples, dtype=torch.long, device=device)
+        lengths = lengths.to(device=device, dtype=torch.long).clamp(max=samples)
+        frame_lengths = self.frame_lengths(lengths)
+        with torch.autocast(device_type=device.type, enabled=False):
+            feats = self._log_mel(waves.float())
+            if self.cfg.mean_norm == "utterance":
+                feats = utterance_mean_norm(feats, frame_lengths)
+            elif self.cfg.mean_norm == "sliding":
+                feats = sliding_mean_norm(feats, frame_lengths, self.cfg.mean_norm_window)
+            else:
+                feats = feats * _valid_mask(frame_lengths, feats.shape[1]).unsqueeze(-1)
+        return feats, frame_lengths
+
+    def _log_mel(self, waves: torch.Tensor) -> torch.Tensor:
+        batch, samples = waves.shape
+        if samples < self.frame_length:
+            return waves.new_zeros(batch, 0, self.cfg.num_mel_bins)
+        frames = (waves * self.cfg.wave_scale).unfold(1, self.frame_length, self.frame_shift)
+        out = waves.new_empty(batch, frames.shape[1], self.cfg.num_mel_bins)
+        # Big intermediates thrash the CPU caches: there, a few hundred frames at a time is
+        # several times faster than the whole batch. GPUs want the whole batch.
+        budget = _CPU_CHUNK_FRAMES if waves.device.type == "cpu" else _GPU_CHUNK_FRAMES
+        rows = max(1, budget // frames.shape[1])
+        for first in range(0, batch, rows):
+            out[first : first + rows] = self._log_mel_frames(frames[first : first + rows])
+        return out
+
+    def _log_mel_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(R, T, frame_length)`` raw frames → ``(R, T, num_mel_bins)`` log-Mel energies."""
+        win = self.frame_length
+        buf = frames.new_zeros(*frames.shape[:2], self.padded_window)
+        # DC removal then pre-emphasis with Kaldi's replicated first sample, fused:
+        # y[j] = x[j] - a x[j-1] - (1 - a) mean,  y[0] = (1 - a) (x[0] - mean).
+        torch.sub(frames[..., 1:], frames[..., :-1], alpha=_PREEMPHASIS, out=buf[..., 1:win])
+        buf[..., 0] = (1.0 - _PREEMPHASIS) * frames[..., 0]
+        mean = frames.mean(dim=-1, keepdim=True)
+        buf[..., :win].sub_((1.0 - _PREEMPHASIS) * mean).mul_(self.window)
+        power = torch.fft.rfft(buf).abs().square_()
+        mel = torch.matmul(power, self.mel_banks)
+        return mel.clamp_(min=torch.finfo(torch.float32).eps).log_()
