@@ -86,3 +86,193 @@ def synthetic(
         num_jobs=num_jobs,
     )
     click.echo(summary)
+
+
+# Options every corpus command shares.
+_existing_dir = click.Path(exists=True, file_okay=False, path_type=Path)
+_out_dir_option = click.option(
+    "--out-dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the manifests ({corpus}_{recordings,supervisions,cuts}_{part}.jsonl.gz) and "
+    "the Kaldi lists (PART/wav.scp, utt2spk, ...) are written.",
+)
+_num_jobs_option = click.option(
+    "--num-jobs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Parallel processes reading audio headers.",
+)
+
+
+@prepare.command()
+@click.option(
+    "--corpus-dir",
+    default=None,
+    type=_existing_dir,
+    help="Folder holding voxceleb1/ and/or voxceleb2/ (see --vox1-dir, --vox2-dir).",
+)
+@click.option(
+    "--vox1-dir",
+    default=None,
+    type=_existing_dir,
+    help="VoxCeleb1 root (wav/idXXXXX/<video>/NNNNN.wav) [default: CORPUS_DIR/voxceleb1].",
+)
+@click.option(
+    "--vox2-dir",
+    default=None,
+    type=_existing_dir,
+    help="VoxCeleb2 root (dev/wav/idXXXXX/<video>/NNNNN.wav, converted from the "
+    "official AAC) [default: CORPUS_DIR/voxceleb2].",
+)
+@click.option(
+    "--trials-dir",
+    default=None,
+    type=_existing_dir,
+    help="Folder with the VoxCeleb1 trial lists (veri_test.txt, veri_test2.txt, "
+    "list_test_all[2].txt, list_test_hard[2].txt) [default: the VoxCeleb1 root].",
+)
+@_out_dir_option
+@_num_jobs_option
+def voxceleb(
+    corpus_dir: Path | None,
+    vox1_dir: Path | None,
+    vox2_dir: Path | None,
+    trials_dir: Path | None,
+    out_dir: Path,
+    num_jobs: int,
+) -> None:
+    """VoxCeleb1 and/or VoxCeleb2 with the Vox1-O, E and H trial lists (original and cleaned).
+
+    VoxCeleb2 is distributed as AAC (.m4a), which the toolkit's audio reader cannot decode:
+    convert it to wav or flac first (see the README).
+    """
+    from data_prep.voxceleb import prepare_voxceleb
+
+    click.echo(
+        prepare_voxceleb(
+            out_dir,
+            corpus_dir=corpus_dir,
+            vox1_dir=vox1_dir,
+            vox2_dir=vox2_dir,
+            trials_dir=trials_dir,
+            num_jobs=num_jobs,
+        )
+    )
+
+
+@prepare.command()
+@click.option(
+    "--corpus-dir",
+    required=True,
+    type=_existing_dir,
+    help="The MUSAN folder (music/, noise/, speech/ with their ANNOTATIONS).",
+)
+@_out_dir_option
+@click.option(
+    "--categories",
+    default="music,noise,speech",
+    show_default=True,
+    help="Comma-separated MUSAN categories to include.",
+)
+@click.option(
+    "--vocals/--no-vocals",
+    default=True,
+    show_default=True,
+    help="Keep the music tracks that have vocals.",
+)
+def musan(corpus_dir: Path, out_dir: Path, categories: str, vocals: bool) -> None:
+    """MUSAN noise, music and speech as cuts with custom["category"] (part 'all')."""
+    from data_prep.musan import prepare_musan
+
+    names = tuple(c.strip() for c in categories.split(",") if c.strip())
+    click.echo(prepare_musan(corpus_dir, out_dir, categories=names, use_vocals=vocals))
+
+
+@prepare.command()
+@click.option(
+    "--corpus-dir",
+    required=True,
+    type=_existing_dir,
+    help="The RIRS_NOISES folder (simulated_rirs/, real_rirs_isotropic_noises/), "
+    "or the folder holding it.",
+)
+@_out_dir_option
+@click.option(
+    "--kinds",
+    default="simulated,real",
+    show_default=True,
+    help="Comma-separated RIR kinds to include: simulated, real.",
+)
+@click.option(
+    "--room-sizes",
+    default="small,medium,large",
+    show_default=True,
+    help="Comma-separated simulated room sizes to include: small, medium, large.",
+)
+@_num_jobs_option
+def rirs(corpus_dir: Path, out_dir: Path, kinds: str, room_sizes: str, num_jobs: int) -> None:
+    """Room impulse responses (simulated and real) as cuts (part 'all')."""
+    from data_prep.rirs import prepare_rirs
+
+    click.echo(
+        prepare_rirs(
+            corpus_dir,
+            out_dir,
+            kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()),
+            room_sizes=tuple(s.strip() for s in room_sizes.split(",") if s.strip()),
+            num_jobs=num_jobs,
+        )
+    )
+
+
+@prepare.command()
+@click.option(
+    "--corpus-dir",
+    required=True,
+    type=_existing_dir,
+    help="The IEMOCAP_full_release folder (Session1 ... Session5).",
+)
+@_out_dir_option
+@_num_jobs_option
+def iemocap(corpus_dir: Path, out_dir: Path, num_jobs: int) -> None:
+    """IEMOCAP: parts 'all' (original categories) and '4class' (4-class protocol).
+
+    The four classes: neutral, happy (happy + excited), angry, sad.
+    """
+    from data_prep.iemocap import prepare_iemocap
+
+    click.echo(prepare_iemocap(corpus_dir, out_dir, num_jobs=num_jobs))
+
+
+@prepare.command()
+@click.option(
+    "--corpus-dir",
+    required=True,
+    type=_existing_dir,
+    help="The CREMA-D folder (AudioWAV/, optionally VideoDemographics.csv).",
+)
+@_out_dir_option
+@_num_jobs_option
+def cremad(corpus_dir: Path, out_dir: Path, num_jobs: int) -> None:
+    """CREMA-D: 91 actors, 6 emotions parsed from the file names (part 'all')."""
+    from data_prep.cremad import prepare_cremad
+
+    click.echo(prepare_cremad(corpus_dir, out_dir, num_jobs=num_jobs))
+
+
+@prepare.command("msp_podcast")
+@click.option(
+    "--corpus-dir",
+    required=True,
+    type=_existing_dir,
+    help="The MSP-Podcast folder (Audios/, Labels/labels_consensus.csv).",
+)
+@_out_dir_option
+@_num_jobs_option
+def msp_podcast(corpus_dir: Path, out_dir: Path, num_jobs: int) -> None:
+    """MSP-Podcast: one part per official split (train, development, test1, test2...)."""
+    from data_prep.msp_podcast import prepare_msp_podcast
+
+    click.echo(prepare_msp_podcast(corpus_dir, out_dir, num_jobs=num_jobs))
