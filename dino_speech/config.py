@@ -320,16 +320,25 @@ class TrainConfig:
     """The training loop: length, device, precision, checkpoints, logging."""
 
     epochs: int = 70
+    # Cap on the batches of one epoch (None: one pass over the training cuts).
     steps_per_epoch: int | None = None
     seed: int = 0
+    # "auto": cuda:<LOCAL_RANK> when CUDA is available, else cpu.
     device: str = "auto"
+    # bf16 autocast applies on CUDA only; CPU runs are float32.
     precision: Literal["bf16", "fp32"] = "bf16"
     log_every: int = 50
+    # A checkpoint every N steps (0: only at epoch ends); keep the newest `keep_last` of them
+    # and of the epoch checkpoints (0 keeps all).
     checkpoint_every: int = 1000
     keep_last: int = 3
+    # >1: embedder.pt holds the teacher encoder averaged over the last N epoch checkpoints.
     average_last: int = 0
+    # Wall-clock budget; when spent, training stops cleanly (checkpoint + embedder.pt).
     max_minutes: float | None = None
     tensorboard: bool = True
+    # Steps a teacher collapse (uniform or one-prototype output) must last before a warning.
+    collapse_patience: int = 1000
 
 
 @dataclass
