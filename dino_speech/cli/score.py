@@ -1,0 +1,181 @@
+"""``dino-speech score`` (embeddings + trials → scores, EER, minDCF) and ``dino-speech eer``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+_P_TARGETS = (0.01, 0.05)
+
+_trials_option = click.option(
+    "--trials",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Trial list: Kaldi 'utt1 utt2 target|nontarget' or VoxCeleb '1|0 utt1 utt2' lines.",
+)
+_p_target_option = click.option(
+    "--p-target",
+    "p_targets",
+    multiple=True,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Prior of a target trial for minDCF (C_miss = C_fa = 1); repeatable. "
+    "[default: 0.01 and 0.05]",
+)
+_det_option = click.option(
+    "--det-plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the DET curve (normal-deviate axes) to this PNG file.",
+)
+_json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Make the last line of stdout one JSON object: {"eer": <percent>, "min_dcf": '
+    '{"0.01": x, "0.05": y}, "targets": n, "nontargets": m}.',
+)
+
+
+@click.command()
+@_trials_option
+@click.option(
+    "--embeddings",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Embeddings of the trial utterances: xvector.scp, .ark, .npz, or a directory "
+    "holding xvector.scp.",
+)
+@click.option(
+    "--norm",
+    type=click.Choice(["none", "snorm", "asnorm"]),
+    default="none",
+    show_default=True,
+    help="Score normalisation against --cohort: symmetric (snorm) or adaptive top-N (asnorm).",
+)
+@click.option(
+    "--cohort",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Cohort embeddings for --norm (e.g. one averaged embedding per training speaker).",
+)
+@click.option(
+    "--top-n",
+    type=click.IntRange(min=1),
+    default=300,
+    show_default=True,
+    help="Number of highest cohort scores AS-norm uses per utterance.",
+)
+@click.option(
+    "--mean-from",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Subtract the mean of these embeddings (e.g. the training set) from every embedding "
+    "before cosine scoring.",
+)
+@click.option(
+    "--scores-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write 'utt1 utt2 score' lines (trial order) to this file.",
+)
+@_det_option
+@_p_target_option
+@_json_option
+def score(
+    trials: Path,
+    embeddings: Path,
+    norm: str,
+    cohort: Path | None,
+    top_n: int,
+    mean_from: Path | None,
+    scores_out: Path | None,
+    det_plot: Path | None,
+    p_targets: tuple[float, ...],
+    as_json: bool,
+) -> None:
+    """Score a trial list by cosine similarity and report EER and minDCF.
+
+    Example:
+
+        dino-speech score --trials data/test/trials --embeddings exp/emb/test/xvector.scp \\
+            --norm asnorm --cohort exp/emb/train/xvector.scp --top-n 300 --json
+    """
+    from dino_speech.embeddings import read_embeddings
+    from dino_speech.errors import DataError
+    from dino_speech.eval.verification import read_trials, score_trials, write_scores
+
+    if norm != "none" and cohort is None:
+        raise click.UsageError(f"--norm {norm} needs --cohort")
+    trial_list = read_trials(trials)
+    trial_list.check_both_classes(f"trial list {trials}")
+    ids, X = read_embeddings(embeddings)
+    mean = None
+    if mean_from is not None:
+        mean_ids, M = read_embeddings(mean_from)
+        if M.shape[1] != X.shape[1]:
+            raise DataError(f"--mean-from embeddings have dimension {M.shape[1]}, not {X.shape[1]}")
+        mean = M.mean(axis=0)
+    C = read_embeddings(cohort)[1] if (cohort is not None and norm != "none") else None
+    scores = score_trials(
+        (ids, X), trial_list, norm=norm, cohort=C, top_n=top_n, mean=mean, progress=True
+    )
+    if scores_out is not None:
+        write_scores(scores_out, trial_list, scores)
+    _report(scores, trial_list.labels, p_targets or _P_TARGETS, det_plot, as_json, str(trials))
+
+
+@click.command()
+@_trials_option
+@click.option(
+    "--scores",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Score file of 'utt1 utt2 score' lines (any order; every trial needs a score).",
+)
+@_det_option
+@_p_target_option
+@_json_option
+def eer(
+    trials: Path,
+    scores: Path,
+    det_plot: Path | None,
+    p_targets: tuple[float, ...],
+    as_json: bool,
+) -> None:
+    """EER and minDCF of precomputed scores against a trial list's labels.
+
+    Example:
+
+        dino-speech eer --trials data/test/trials --scores exp/scores/test.txt --json
+    """
+    from dino_speech.eval.verification import read_scores, read_trials, scores_for_trials
+
+    trial_list = read_trials(trials)
+    trial_list.check_both_classes(f"trial list {trials}")
+    enroll, test, values = read_scores(scores)
+    matched = scores_for_trials(trial_list, enroll, test, values, str(scores))
+    _report(matched, trial_list.labels, p_targets or _P_TARGETS, det_plot, as_json, str(trials))
+
+
+def _report(
+    scores, labels, p_targets: tuple[float, ...], det_plot: Path | None, as_json: bool, name: str
+) -> None:
+    from dino_speech.eval.verification import operating_points
+
+    points = operating_points(scores, labels)
+    metrics = points.metrics(p_targets)
+    eer_thr = points.eer()[1]
+    click.echo(f"trials: {name} ({metrics['targets']} target, {metrics['nontargets']} non-target)")
+    click.echo(f"EER: {metrics['eer']:.3f}% (threshold {eer_thr:.4f})")
+    for p in p_targets:
+        value, thr = points.min_dcf(p)
+        click.echo(f"minDCF(p_target={p:g}): {value:.4f} (threshold {thr:.4f})")
+    if det_plot is not None:
+        from dino_speech.eval.det import plot_det
+
+        plot_det((scores, labels), det_plot, title=f"DET: {Path(name).name}", p_target=p_targets[0])
+        click.echo(f"DET curve: {det_plot}")
+    if as_json:
+        click.echo(json.dumps(metrics))

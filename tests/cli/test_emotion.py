@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from click.testing import CliRunner
+
+from dino_speech.cli.main import cli
+from dino_speech.embeddings import write_embeddings
+
+
+def _prepare(tmp_path):
+    rng = np.random.default_rng(0)
+    emotions = ["ang", "hap", "neu", "sad"]
+    dirs = rng.normal(size=(4, 10)) * 3
+    ids, rows, emo, sess = [], [], [], []
+    for s in range(4):
+        for k in range(24):
+            utt = f"Ses{s}_u{k:02d}"
+            ids.append(utt)
+            rows.append(dirs[k % 4] + rng.normal(size=10))
+            emo.append(f"{utt} {emotions[k % 4]}")
+            sess.append(f"{utt} Ses{s}")
+    ids.append("unlabelled")
+    rows.append(np.zeros(10))
+    write_embeddings(tmp_path / "emb", ids, np.array(rows))
+    (tmp_path / "utt2emo").write_text("\n".join(emo) + "\n")
+    (tmp_path / "utt2sess").write_text("\n".join(sess) + "\n")
+
+
+def test_eval_emotion_json_and_plot(tmp_path):
+    _prepare(tmp_path)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "eval-emotion",
+            "--embeddings",
+            str(tmp_path / "emb"),
+            "--labels",
+            str(tmp_path / "utt2emo"),
+            "--groups",
+            str(tmp_path / "utt2sess"),
+            "--json",
+            "--confusion-plot",
+            str(tmp_path / "cm.png"),
+            "--predictions-out",
+            str(tmp_path / "pred.txt"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    last = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(last) == {"micro_f1", "macro_f1", "folds"}
+    assert last["folds"] == 4 and last["micro_f1"] > 80
+    assert "leave-one-group-out" in result.stdout
+    assert (tmp_path / "cm.png").read_bytes()[:4] == b"\x89PNG"
+    lines = (tmp_path / "pred.txt").read_text().splitlines()
+    assert len(lines) == 96 and all(len(line.split()) == 3 for line in lines)
+    correct = sum(line.split()[1] == line.split()[2] for line in lines)
+    assert 100 * correct / 96 == last["micro_f1"]
+
+
+def test_eval_emotion_user_errors(tmp_path):
+    _prepare(tmp_path)
+    (tmp_path / "bad_emo").write_text("ghost1 ang\nghost2 sad\nSes0_u00 ang\n")
+    runner = CliRunner()
+    result = runner.invoke(
+        cli,
+        [
+            "eval-emotion",
+            "--embeddings",
+            str(tmp_path / "emb"),
+            "--labels",
+            str(tmp_path / "bad_emo"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "2 of 3 labelled utterances have no embedding" in result.output
+    assert "Traceback" not in result.output
+    result = runner.invoke(
+        cli,
+        [
+            "eval-emotion",
+            "--embeddings",
+            str(tmp_path / "emb"),
+            "--labels",
+            str(tmp_path / "utt2emo"),
+            "--folds",
+            "1",
+        ],
+    )
+    assert result.exit_code == 2 and "--folds" in result.output
