@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "score": "dino_speech.cli.score:score",
     "eer": "dino_speech.cli.score:eer",
     "eval-emotion": "dino_speech.cli.emotion:eval_emotion",
+    "train": "dino_speech.cli.train:train",
 }
 
 
