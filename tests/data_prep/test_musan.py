@@ -1,0 +1,77 @@
+"""data_prep.musan on a fake MUSAN tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fake_trees import MUSAN_FILES, make_musan
+
+from data_prep.musan import prepare_musan
+from dino_speech.cli.main import cli
+from dino_speech.data.manifests import load_cuts, read_kaldi_list
+from dino_speech.errors import DataError
+
+
+def _expected(categories=("music", "noise", "speech")) -> dict[str, str]:
+    return {
+        rec_id: category
+        for category in categories
+        for ids in MUSAN_FILES[category].values()
+        for rec_id in ids
+    }
+
+
+def test_categories_in_custom(tmp_path: Path):
+    corpus = make_musan(tmp_path / "musan")
+    out = tmp_path / "out"
+    summary = prepare_musan(corpus, out)
+    assert "music" in summary and "musan_cuts_all.jsonl.gz" in summary
+
+    cuts = load_cuts(out / "musan_cuts_all.jsonl.gz")
+    assert {c.id: c.custom["category"] for c in cuts} == _expected()
+    assert read_kaldi_list(out / "all" / "utt2category") == _expected()
+    vocal = cuts["music-fma-0001"]
+    assert vocal.custom["vocals"] is True and vocal.custom["genres"] == ["classical", "jazz"]
+    assert cuts["music-fma-0000"].custom["vocals"] is False
+    assert cuts["noise-free-sound-0000"].duration == pytest.approx(0.3)
+    assert cuts["noise-free-sound-0000"].supervisions == []
+    assert Path(read_kaldi_list(out / "all" / "wav.scp")["speech-us-gov-0000"]).is_file()
+    assert not (out / "all" / "utt2spk").exists()
+    assert "nothing to do" in prepare_musan(corpus, out)
+
+
+def test_options_select_categories_and_drop_vocals(tmp_path: Path):
+    corpus = make_musan(tmp_path / "musan")
+    out = tmp_path / "out"
+    prepare_musan(corpus, out, categories=("noise", "music"), use_vocals=False)
+    ids = {c.id for c in load_cuts(out / "musan_cuts_all.jsonl.gz")}
+    expected = set(_expected(("music", "noise"))) - {"music-fma-0001"}
+    assert ids == expected
+    # other options than the finished run: prepared again, not skipped
+    assert "nothing to do" not in prepare_musan(corpus, out)
+    assert len(load_cuts(out / "musan_cuts_all.jsonl.gz")) == len(_expected())
+
+
+def test_bad_layout_and_options(tmp_path: Path):
+    corpus = make_musan(tmp_path / "musan")
+    with pytest.raises(DataError, match="unknown MUSAN categories babble"):
+        prepare_musan(corpus, tmp_path / "out", categories=("babble",))
+    for wav in (corpus / "speech").rglob("*.wav"):
+        wav.unlink()
+    with pytest.raises(DataError, match=r"does not look like MUSAN: no wavs in .*speech"):
+        prepare_musan(corpus, tmp_path / "out")
+    prepare_musan(corpus, tmp_path / "out", categories=("noise",))
+
+
+def test_cli(tmp_path: Path):
+    corpus = make_musan(tmp_path / "musan")
+    runner = CliRunner()
+    base = ["prepare", "musan", "--corpus-dir", str(corpus), "--out-dir", str(tmp_path / "o")]
+    result = runner.invoke(cli, [*base, "--categories", "noise,speech", "--no-vocals"])
+    assert result.exit_code == 0, result.output
+    assert "music" not in read_kaldi_list(tmp_path / "o" / "all" / "utt2category").values()
+    result = runner.invoke(cli, [*base, "--categories", "noize"])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and "valid: music, noise, speech" in lines[0]
