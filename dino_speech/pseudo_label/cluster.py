@@ -1,0 +1,435 @@
+"""Embeddings -> pseudo-speaker labels: k-means, cosine AHC, and the hyperion ``ssl.v1`` chain.
+
+Pure functions on numpy arrays, no I/O. Every entry point takes ``(N, D)`` embeddings and
+returns ``(N,)`` int64 labels where ``-1`` marks an utterance left out.
+
+The chain (:func:`cluster_embeddings` with ``method="kmeans_ahc"``), after hyperion ``ssl.v1``:
+
+1. L2-normalise, PCA keeping 99% of the variance (which also centres the data), L2-normalise
+   again, so that the geometry is cosine;
+2. spherical k-means over-clustering into ``ceil(N / samples_per_cluster)`` clusters (faiss
+   when installed, scikit-learn otherwise);
+3. agglomerative clustering of the k-means centroids on cosine, merging while the linkage
+   similarity is above the threshold; every utterance takes its centroid's merged label. The
+   pairwise matrix is over centroids, not utterances, which is what lets this scale;
+4. clusters outside ``[min_size, max_size]`` are left out (``oversize`` picks what happens to
+   clusters above ``max_size``: dropped, cut to a random subset, or kept).
+
+Results are deterministic for a given seed, backend and thread count.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+import time
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Literal
+
+import numpy as np
+from sklearn.cluster import AgglomerativeClustering, KMeans, MiniBatchKMeans
+from sklearn.decomposition import PCA
+from tqdm.auto import tqdm
+
+from dino_speech.config import ClusterConfig
+from dino_speech.errors import ConfigError, DataError
+from dino_speech.pseudo_label.quality import cluster_quality, format_quality
+
+__all__ = [
+    "KMeansResult",
+    "ahc_cosine",
+    "cluster_embeddings",
+    "cluster_quality",
+    "filter_cluster_sizes",
+    "format_quality",
+    "kmeans",
+    "l2_normalize",
+    "pca_reduce",
+    "resolve_backend",
+    "validate_embeddings",
+]
+
+logger = logging.getLogger(__name__)
+
+# scikit-learn's "auto" algorithm switches from Lloyd's KMeans to MiniBatchKMeans above this.
+MINIBATCH_ABOVE = 50_000
+
+Backend = Literal["auto", "faiss", "sklearn"]
+
+
+@dataclass
+class KMeansResult:
+    """k-means output: ``labels`` ``(N,)`` int64 in ``[0, k)``, ``centroids`` ``(k, D)``."""
+
+    labels: np.ndarray
+    centroids: np.ndarray
+    backend: str
+
+
+# --------------------------------------------------------------------------- input checks
+
+
+def validate_embeddings(X: np.ndarray) -> np.ndarray:
+    """``X`` as a C-contiguous float32 ``(N, D)`` array; :class:`DataError` when unusable."""
+    try:
+        arr = np.asarray(X)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"embeddings are not a numeric array: {exc}") from None
+    if arr.ndim != 2:
+        raise DataError(f"embeddings must be a 2-D (N, D) array, got shape {arr.shape}")
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise DataError(f"embeddings must be numeric, got dtype {arr.dtype}")
+    n, d = arr.shape
+    if n == 0 or d == 0:
+        raise DataError(f"embeddings are empty: shape {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    finite = np.isfinite(arr).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise DataError(
+            f"{bad.size} of {n} embeddings contain NaN or Inf (first: row {bad[0]}); "
+            "re-extract them or drop those utterances"
+        )
+    return arr
+
+
+def resolve_backend(backend: str) -> str:
+    """``"faiss"`` or ``"sklearn"`` for a requested backend (``"auto"`` prefers faiss)."""
+    if backend not in ("auto", "faiss", "sklearn"):
+        raise ConfigError(f"unknown k-means backend '{backend}'; valid: auto, faiss, sklearn")
+    if backend == "sklearn":
+        return "sklearn"
+    if _faiss() is not None:
+        return "faiss"
+    if backend == "faiss":
+        raise ConfigError(
+            "k-means backend 'faiss' was asked for but faiss is not installed; install it "
+            "with `pip install faiss-cpu` (extra [faiss]) or use backend=auto or sklearn"
+        )
+    return "sklearn"
+
+
+def _faiss() -> ModuleType | None:
+    try:
+        return importlib.import_module("faiss")
+    except ImportError:
+        return None
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def l2_normalize(X: np.ndarray) -> np.ndarray:
+    """Rows of ``X`` ``(N, D)`` scaled to unit length; a zero row is a :class:`DataError`."""
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    zero = norms[:, 0] == 0
+    if zero.any():
+        raise DataError(
+            f"{int(zero.sum())} embeddings are all zeros (first: row {np.flatnonzero(zero)[0]}); "
+            "cosine clustering needs non-zero vectors"
+        )
+    return (X / norms).astype(np.float32, copy=False)
+
+
+def pca_reduce(X: np.ndarray, variance: float, seed: int = 0) -> np.ndarray:
+    """Centre ``X`` ``(N, D)`` and project it on the fewest principal axes that keep
+    ``variance`` (in (0, 1)) of its variance; returns ``(N, D')`` float32."""
+    if not 0.0 < variance < 1.0:
+        raise ConfigError(f"PCA variance must be in (0, 1), got {variance}")
+    if X.shape[0] < 2:
+        return X
+    if float(X.var(axis=0).sum()) == 0.0:
+        raise DataError("all embeddings are identical (a collapsed model?); nothing to cluster")
+    pca = PCA(n_components=variance, svd_solver="covariance_eigh", random_state=seed)
+    out = pca.fit_transform(X).astype(np.float32, copy=False)
+    logger.info(
+        "PCA: kept %d of %d dimensions (%.1f%% variance)",
+        out.shape[1],
+        X.shape[1],
+        100 * float(pca.explained_variance_ratio_.sum()),
+    )
+    return np.ascontiguousarray(out)
+
+
+def kmeans(
+    X: np.ndarray,
+    k: int,
+    *,
+    backend: Backend = "auto",
+    spherical: bool = False,
+    niter: int = 20,
+    init: Literal["random", "kmeans++"] = "random",
+    seed: int = 0,
+    algorithm: Literal["auto", "lloyd", "minibatch"] = "auto",
+    batch_size: int = 4096,
+    progress: bool = False,
+) -> KMeansResult:
+    """k-means of ``X`` ``(N, D)`` into ``k`` clusters.
+
+    ``spherical``: for unit-length inputs; centroids are renormalised to unit length, and with
+    faiss points go to the centroid of highest cosine (exact spherical k-means). scikit-learn
+    has no spherical k-means: it runs Euclidean k-means on the unit vectors and only the
+    returned centroids are renormalised. ``algorithm`` and ``batch_size`` apply to scikit-learn
+    only (``"auto"``: MiniBatchKMeans above 50000 points). ``niter`` is Lloyd iterations
+    (faiss, KMeans) or passes over the data (MiniBatchKMeans).
+    """
+    X = validate_embeddings(X)
+    n = X.shape[0]
+    if not 1 <= k <= n:
+        raise ConfigError(f"k-means needs 1 <= k <= N; got k={k} for {n} embeddings")
+    if niter < 1:
+        raise ConfigError(f"k-means needs at least one iteration, got niter={niter}")
+    if init not in ("random", "kmeans++"):
+        raise ConfigError(f"unknown k-means init '{init}'; valid: random, kmeans++")
+    which = resolve_backend(backend)
+    start = time.perf_counter()
+    if which == "faiss":
+        labels, centroids = _faiss_kmeans(X, k, spherical, niter, init, seed, progress)
+    else:
+        labels, centroids = _sklearn_kmeans(X, k, niter, init, seed, algorithm, batch_size)
+        if spherical:
+            norms = np.linalg.norm(centroids, axis=1, keepdims=True)
+            centroids = centroids / np.where(norms > 0, norms, 1.0)
+    logger.info(
+        "k-means (%s): %d points -> %d clusters in %.1f s", which, n, k, time.perf_counter() - start
+    )
+    return KMeansResult(labels.astype(np.int64), centroids.astype(np.float32), which)
+
+
+def _faiss_kmeans(
+    X: np.ndarray, k: int, spherical: bool, niter: int, init: str, seed: int, progress: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    faiss = _faiss()
+    assert faiss is not None
+    d = X.shape[1]
+    params = faiss.ClusteringParameters()
+    # One iteration per train() call: faiss resumes from the current centroids, which gives
+    # the same result as a single call with niter iterations and lets us show progress.
+    params.niter = 1
+    params.seed = int(seed) % (2**31)
+    params.spherical = spherical
+    params.min_points_per_centroid = 1  # over-clustering is intended; silence the warning
+    if init == "kmeans++":
+        params.init_method = faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS
+    clus = faiss.Clustering(d, k, params)
+    index = faiss.IndexFlatIP(d) if spherical else faiss.IndexFlatL2(d)
+    bar = tqdm(range(niter), desc=f"k-means (faiss, k={k})", unit="it", disable=not progress)
+    for _ in bar:
+        index.reset()
+        clus.train(X, index)
+        stats = clus.iteration_stats
+        bar.set_postfix(objective=f"{stats.at(stats.size() - 1).obj:.4g}")
+    centroids = faiss.vector_float_to_array(clus.centroids).reshape(k, d)
+    index.reset()
+    index.add(centroids)
+    _, nearest = index.search(X, 1)
+    return nearest[:, 0], centroids
+
+
+def _sklearn_kmeans(
+    X: np.ndarray, k: int, niter: int, init: str, seed: int, algorithm: str, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    if algorithm not in ("auto", "lloyd", "minibatch"):
+        raise ConfigError(f"unknown k-means algorithm '{algorithm}'; valid: auto, lloyd, minibatch")
+    sk_init = "k-means++" if init == "kmeans++" else "random"
+    use_minibatch = algorithm == "minibatch" or (algorithm == "auto" and len(X) > MINIBATCH_ABOVE)
+    if use_minibatch:
+        model: KMeans | MiniBatchKMeans = MiniBatchKMeans(
+            n_clusters=k,
+            init=sk_init,
+            max_iter=niter,
+            batch_size=batch_size,
+            n_init=1,
+            random_state=seed,
+            compute_labels=True,
+        )
+    else:
+        model = KMeans(n_clusters=k, init=sk_init, max_iter=niter, n_init=1, random_state=seed)
+    model.fit(X)
+    return np.asarray(model.labels_), np.asarray(model.cluster_centers_, dtype=np.float32)
+
+
+def ahc_cosine(
+    X: np.ndarray, threshold: float, linkage: Literal["average", "complete", "single"] = "average"
+) -> np.ndarray:
+    """Agglomerative clustering of ``X`` ``(n, D)`` on cosine similarity.
+
+    Clusters are merged while their linkage similarity (1 - cosine distance) is above
+    ``threshold``. Needs ``n (n - 1) / 2`` float64 distances in memory. Returns ``(n,)``
+    int64 labels.
+    """
+    X = validate_embeddings(X)
+    if not -1.0 <= threshold <= 1.0:
+        raise ConfigError(f"AHC cosine threshold must be in [-1, 1], got {threshold}")
+    if linkage not in ("average", "complete", "single"):
+        raise ConfigError(f"unknown AHC linkage '{linkage}'; valid: average, complete, single")
+    if X.shape[0] == 1:
+        return np.zeros(1, dtype=np.int64)
+    l2_normalize(X)  # refuses zero vectors, whose cosine is undefined
+    model = AgglomerativeClustering(
+        n_clusters=None, metric="cosine", linkage=linkage, distance_threshold=1.0 - threshold
+    )
+    return model.fit_predict(X).astype(np.int64)
+
+
+def filter_cluster_sizes(
+    labels: np.ndarray,
+    min_size: int = 1,
+    max_size: int | None = None,
+    oversize: Literal["drop", "subsample", "keep"] = "drop",
+    seed: int = 0,
+) -> np.ndarray:
+    """Leave out (-1) clusters smaller than ``min_size``; clusters above ``max_size`` are
+    dropped, cut to a random ``max_size`` subset, or kept, per ``oversize``. The kept
+    clusters are renumbered ``0..C-1`` in the order of their old labels. ``(N,) -> (N,)``."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise DataError(f"labels must be 1-D, got shape {labels.shape}")
+    if oversize not in ("drop", "subsample", "keep"):
+        raise ConfigError(f"unknown oversize policy '{oversize}'; valid: drop, subsample, keep")
+    if max_size is not None and max_size < min_size:
+        raise ConfigError(f"cluster max_size ({max_size}) is below min_size ({min_size})")
+    out = np.full(labels.shape, -1, dtype=np.int64)
+    ids, inverse, sizes = np.unique(labels, return_inverse=True, return_counts=True)
+    by_cluster = np.argsort(inverse.reshape(-1), kind="stable")  # members of j are contiguous
+    ends = np.cumsum(sizes)
+    rng = np.random.default_rng(seed)
+    new_id = 0
+    for j, (old, size) in enumerate(zip(ids, sizes, strict=True)):
+        if old < 0 or size < min_size:
+            continue
+        members = by_cluster[ends[j] - size : ends[j]]
+        if max_size is not None and size > max_size:
+            if oversize == "drop":
+                continue
+            if oversize == "subsample":
+                members = np.sort(rng.choice(members, size=max_size, replace=False))
+        out[members] = new_id
+        new_id += 1
+    return out
+
+
+# --------------------------------------------------------------------------- the entry point
+
+
+def cluster_embeddings(
+    X: np.ndarray, cfg: ClusterConfig | None = None, *, progress: bool = False
+) -> np.ndarray:
+    """Pseudo-speaker labels for embeddings ``X`` ``(N, D)``; ``(N,)`` int64, -1 = left out.
+
+    See the module docstring for the ``kmeans_ahc`` chain; ``cfg.method`` may also be
+    ``kmeans`` or ``ahc``. The preprocessing (L2 / PCA) and the size filter apply to all.
+    """
+    cfg = cfg or ClusterConfig()
+    X = validate_embeddings(X)
+    n = X.shape[0]
+    _check_config(cfg)
+    started = time.perf_counter()
+
+    Z = _preprocess(X, cfg)
+    if cfg.method == "ahc":
+        if n > cfg.max_preclusters:
+            raise ConfigError(
+                f"method=ahc on {n} embeddings needs {_pairwise_gb(n):.1f} GB of distances; "
+                f"use method=kmeans_ahc, or raise cluster.max_preclusters ({cfg.max_preclusters})"
+            )
+        labels = ahc_cosine(Z, cfg.ahc_threshold, cfg.ahc_linkage)
+    else:
+        if cfg.method == "kmeans":
+            if cfg.num_clusters is None:
+                raise ConfigError("cluster.num_clusters is required with method=kmeans")
+            k = cfg.num_clusters
+        else:
+            k = cfg.num_clusters or math.ceil(n / cfg.samples_per_cluster)
+            if k > cfg.max_preclusters:
+                logger.info(
+                    "capping %d k-means pre-clusters at max_preclusters=%d", k, cfg.max_preclusters
+                )
+            k = min(k, cfg.max_preclusters, n)
+        if k > n:
+            raise ConfigError(f"cluster.num_clusters={k} is more than the {n} embeddings")
+        result = kmeans(
+            Z,
+            k,
+            backend=cfg.backend,
+            spherical=cfg.l2_normalize,
+            niter=cfg.kmeans_iters,
+            init=cfg.kmeans_init,
+            seed=cfg.seed,
+            algorithm=cfg.sklearn_algorithm,
+            batch_size=cfg.minibatch_size,
+            progress=progress,
+        )
+        labels = result.labels
+        if cfg.method == "kmeans_ahc":
+            used = np.unique(labels)  # k-means can leave a centroid without points
+            merged = ahc_cosine(result.centroids[used], cfg.ahc_threshold, cfg.ahc_linkage)
+            lookup = np.full(k, -1, dtype=np.int64)
+            lookup[used] = merged
+            labels = lookup[labels]
+            logger.info(
+                "AHC (cosine > %.2f, %s): %d centroids -> %d clusters",
+                cfg.ahc_threshold,
+                cfg.ahc_linkage,
+                used.size,
+                np.unique(merged).size,
+            )
+
+    before = np.unique(labels).size
+    labels = filter_cluster_sizes(labels, cfg.min_size, cfg.max_size, cfg.oversize, cfg.seed)
+    kept = labels >= 0
+    logger.info(
+        "clustering (%s): %d clusters of size [%s, %s] kept of %d; %d/%d utterances (%.1f%%) "
+        "in %.1f s",
+        cfg.method,
+        np.unique(labels[kept]).size,
+        cfg.min_size,
+        cfg.max_size,
+        before,
+        int(kept.sum()),
+        n,
+        100 * kept.mean(),
+        time.perf_counter() - started,
+    )
+    return labels
+
+
+def _preprocess(X: np.ndarray, cfg: ClusterConfig) -> np.ndarray:
+    Z = l2_normalize(X) if cfg.l2_normalize else X
+    if cfg.pca_variance is not None:
+        Z = pca_reduce(Z, cfg.pca_variance, cfg.seed)
+        if cfg.l2_normalize:
+            Z = l2_normalize(Z)
+    return Z
+
+
+def _check_config(cfg: ClusterConfig) -> None:
+    if cfg.method not in ("kmeans_ahc", "kmeans", "ahc"):
+        raise ConfigError(
+            f"unknown clustering method '{cfg.method}'; valid: kmeans_ahc, kmeans, ahc"
+        )
+    if cfg.pca_variance is not None and not 0.0 < cfg.pca_variance < 1.0:
+        raise ConfigError(f"cluster.pca_variance must be in (0, 1) or null, got {cfg.pca_variance}")
+    if cfg.num_clusters is not None and cfg.num_clusters < 1:
+        raise ConfigError(f"cluster.num_clusters must be >= 1, got {cfg.num_clusters}")
+    if cfg.samples_per_cluster < 1:
+        raise ConfigError(
+            f"cluster.samples_per_cluster must be >= 1, got {cfg.samples_per_cluster}"
+        )
+    if cfg.max_preclusters < 1:
+        raise ConfigError(f"cluster.max_preclusters must be >= 1, got {cfg.max_preclusters}")
+    if cfg.min_size < 1:
+        raise ConfigError(f"cluster.min_size must be >= 1, got {cfg.min_size}")
+    if cfg.max_size is not None and cfg.max_size < cfg.min_size:
+        raise ConfigError(f"cluster.max_size ({cfg.max_size}) is below min_size ({cfg.min_size})")
+    if not -1.0 <= cfg.ahc_threshold <= 1.0:
+        raise ConfigError(f"cluster.ahc_threshold must be in [-1, 1], got {cfg.ahc_threshold}")
+    if cfg.minibatch_size < 1:
+        raise ConfigError(f"cluster.minibatch_size must be >= 1, got {cfg.minibatch_size}")
+    resolve_backend(cfg.backend)
+
+
+def _pairwise_gb(n: int) -> float:
+    return n * (n - 1) / 2 * 8 / 1e9
