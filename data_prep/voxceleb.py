@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -410,14 +409,14 @@ def _write_trials(
             kept = [t for t in trials if t[0] in ids and t[1] in ids]
             dropped = len(trials) - len(kept)
             if dropped:
-                missing = Counter(u for t in trials for u in t[:2] if u not in ids)
+                example = next(u for t in trials for u in t[:2] if u not in ids)
                 log.warning(
                     "%s: %d of %d trials name utterances missing from part %s (e.g. %s); dropped",
                     source.name,
                     dropped,
                     len(trials),
                     part,
-                    next(iter(missing)),
+                    example,
                 )
             if not kept:
                 continue
