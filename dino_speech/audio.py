@@ -10,6 +10,7 @@ file, so a training loop can skip-and-count and a CLI can print one clear line.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,7 @@ def read_audio(
     offset: float = 0.0,
     duration: float | None = None,
     min_seconds: float = 0.0,
+    channels: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """Read a file (or the segment ``[offset, offset + duration)`` seconds of it) as mono.
 
@@ -90,6 +92,7 @@ def read_audio(
         sample_rate: resample to this rate; ``None`` keeps the file's rate.
         offset, duration: the segment to read, in seconds of the file's own time line.
         min_seconds: raise :class:`AudioTooShortError` below this length.
+        channels: average only these channels (default: all of them).
 
     Returns:
         ``(num_samples,)`` float32 tensor in [-1, 1] at ``sample_rate``.
@@ -105,6 +108,10 @@ def read_audio(
             data = f.read(frames=frames, dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError) as exc:
         raise AudioReadError(path, f"cannot read audio: {_reason(exc)}") from None
+    if channels is not None:
+        if any(c < 0 or c >= data.shape[1] for c in channels):
+            raise AudioReadError(path, f"has {data.shape[1]} channel(s); cannot read {channels}")
+        data = data[:, list(channels)]
     wave = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
     target_sr = sample_rate or file_sr
     validate_waveform(wave, path, sample_rate=file_sr, min_seconds=0.0)
@@ -118,7 +125,9 @@ def read_cut(
 ) -> torch.Tensor:
     """Read the audio of a Lhotse ``MonoCut`` (file-backed recording) as a mono tensor.
 
-    All channels of the source file are averaged. Returns ``(num_samples,)`` float32.
+    The cut's channel is read (several channels of a multi-channel cut are averaged); a source
+    that holds only some of the recording's channels is read whole. Returns ``(num_samples,)``
+    float32.
     """
     recording = getattr(cut, "recording", None)
     if recording is None or not recording.sources:
@@ -126,12 +135,15 @@ def read_cut(
     source = recording.sources[0]
     if source.type != "file":
         raise AudioReadError(source.source, f"unsupported audio source type '{source.type}'")
+    wanted = cut.channel if isinstance(cut.channel, (list, tuple)) else [cut.channel]
+    channels = list(wanted) if list(source.channels) == list(recording.channel_ids) else None
     return read_audio(
         source.source,
         sample_rate,
         offset=float(cut.start),
         duration=float(cut.duration),
         min_seconds=min_seconds,
+        channels=channels,
     )
 
 

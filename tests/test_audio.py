@@ -108,3 +108,17 @@ def test_read_cut_reads_the_cut_segment(tmp_path):
     wave = read_cut(cut, 16000)
     assert wave.shape == (16000,)
     assert wave[0].item() == pytest.approx(data[8000], abs=1e-6)
+
+
+def test_read_cut_takes_the_cut_channel(tmp_path):
+    from lhotse import Recording
+    from lhotse.cut import MonoCut
+
+    left, right = _tone(0.5, 16000, 300), _tone(0.5, 16000, 500)
+    path = tmp_path / "stereo.wav"
+    sf.write(path, np.stack([left, right], axis=1), 16000, subtype="FLOAT")
+    recording = Recording.from_file(path)
+    both = read_cut(recording.to_cut(), 16000)
+    assert torch.allclose(both, torch.from_numpy((left + right) / 2), atol=1e-6)
+    right_cut = MonoCut(id="r", start=0.0, duration=0.5, channel=1, recording=recording)
+    assert torch.allclose(read_cut(right_cut, 16000), torch.from_numpy(right), atol=1e-6)
