@@ -253,6 +253,18 @@ class AugmentConfig:
     time_mask_max: int = 20
     freq_masks: int = 2
     freq_mask_max: int = 8
+    # Noise and RIRs live in banks on the training device (dino_speech.data.noise_bank):
+    # `bank_size` segments of `bank_seconds` per MUSAN category (`synthetic_bank_size` when
+    # generated, no MUSAN/RIR manifest), `bank_refresh_size` slots per category replaced with
+    # new random files every `bank_refresh_every` augmentation calls. RIRs are cut to
+    # `rir_max_seconds` after their direct path; generated RIRs have an RT60 in `synthetic_rt60`.
+    bank_size: int = 128
+    synthetic_bank_size: int = 32
+    bank_seconds: float = 6.0
+    bank_refresh_every: int = 200
+    bank_refresh_size: int = 16
+    rir_max_seconds: float = 1.0
+    synthetic_rt60: tuple[float, float] = (0.2, 0.9)
 
 
 @dataclass

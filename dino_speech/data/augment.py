@@ -1,0 +1,258 @@
+"""Waveform and spectrogram augmentation, batched on the training device.
+
+:class:`WaveAugment` takes a batch of crops ``(N, S)`` on any device and gives every crop its own
+independent draw of, in this order:
+
+1. **reverberation** (``reverb_prob``): FFT convolution with a room impulse response whose
+   direct path is at index 0 (so the crop is not shifted), keeping the crop's power;
+2. **additive noise** (``noise_prob``): one MUSAN category drawn uniformly from those present,
+   mixed at an SNR drawn uniformly from that category's range: ``noise`` (``noise_snr``, default
+   0-18 dB), ``music`` (``music_snr``, 3-18 dB) or ``babble``: 3-7 (``babble_speakers``) speech
+   segments, each at unit power, summed and mixed at ``babble_snr`` (13-20 dB);
+3. **gain** (``gain_prob``): a factor of ``gain_db`` decibels.
+
+The noise and RIRs come from a :class:`~dino_speech.data.noise_bank.NoiseBank` held on the same
+device (MUSAN / RIR manifests, or generated noise and RIRs when none are given), so no file is
+read per crop. Every random number is drawn from the ``generator`` passed in (a CPU
+``torch.Generator`` is best: the draws are then identical on CPU and GPU) in one ``(N, C)``
+matrix, so crop ``i``'s augmentation depends only on the generator state and ``i``, and the bank
+content only on the number of calls: the same seed gives the same output, and
+:meth:`WaveAugment.state_dict` is all a resumed run needs.
+
+:class:`SpecAugment` masks time and frequency stripes of features; the trainer applies it to the
+student's crops only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dino_speech.config import AugmentConfig
+from dino_speech.data.noise_bank import NoiseBank
+
+__all__ = ["SpecAugment", "WaveAugment", "add_noise_at_snr", "fft_size", "reverberate", "windows"]
+
+_EPS = 1e-10
+
+
+def fft_size(n: int) -> int:
+    """The smallest ``2^a 3^b 5^c >= n`` (fast for every FFT library)."""
+    best = 1 << max(0, (n - 1).bit_length())
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            size = p35
+            while size < n:
+                size *= 2
+            best = min(best, size)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+def power(waves: torch.Tensor) -> torch.Tensor:
+    """Mean square of each row: ``(N, S)`` → ``(N,)``."""
+    return waves.square().mean(dim=-1)
+
+
+def add_noise_at_snr(
+    waves: torch.Tensor, noise: torch.Tensor, snr_db: torch.Tensor
+) -> torch.Tensor:
+    """``waves + a * noise`` with ``a`` such that ``10 log10(P(waves) / P(a noise)) = snr_db``.
+
+    Shapes: waves, noise ``(N, S)``; snr_db ``(N,)``. A silent noise row adds nothing.
+    """
+    noise_power = power(noise)
+    scale = torch.sqrt(power(waves) / (noise_power.clamp(min=_EPS) * 10.0 ** (snr_db / 10.0)))
+    scale = torch.where(noise_power > _EPS, scale, torch.zeros_like(scale))
+    return waves + scale[:, None] * noise
+
+
+def reverberate(waves: torch.Tensor, rirs: torch.Tensor) -> torch.Tensor:
+    """Convolve each ``(N, S)`` row with its ``(N, L)`` RIR, keep the first ``S`` samples and
+    rescale to the dry row's power. With the direct path at index 0 nothing is shifted; a unit
+    impulse returns the input."""
+    samples = waves.shape[-1]
+    n = fft_size(samples + rirs.shape[-1] - 1)
+    wet = torch.fft.irfft(torch.fft.rfft(waves, n=n) * torch.fft.rfft(rirs, n=n), n=n)
+    wet = wet[..., :samples]
+    wet_power = power(wet)
+    scale = torch.sqrt(power(waves) / wet_power.clamp(min=_EPS))
+    return torch.where((wet_power > _EPS)[:, None], wet * scale[:, None], waves)
+
+
+def windows(
+    rows: torch.Tensor, slot: torch.Tensor, where: torch.Tensor, samples: int
+) -> torch.Tensor:
+    """``samples``-long windows of ``rows[slot[i]]`` starting at fraction ``where[i]`` of the
+    possible start positions (rows are tiled first if shorter than ``samples``).
+
+    Shapes: rows ``(K, L)``; slot ``(M,)`` int; where ``(M,)`` in [0, 1); returns ``(M, samples)``.
+    """
+    length = rows.shape[1]
+    if length < samples:
+        rows = rows.repeat(1, -(-samples // length))
+        length = rows.shape[1]
+    start = _index(where, length - samples + 1)
+    return rows.unfold(1, samples, 1)[slot, start]
+
+
+class WaveAugment:
+    """Reverb, noise and gain for ``(N, S)`` crops on their device; one draw per crop.
+
+    Args:
+        cfg: probabilities, SNR ranges and bank settings.
+        sample_rate: the rate of the crops.
+        noise_cuts: MUSAN cuts (a CutSet / iterable of cuts, or a manifest path); None generates
+            noise.
+        rir_cuts: RIR cuts or a manifest path; None generates RIRs.
+        seed: seeds the bank content (pass ``seed + rank`` under DDP).
+    """
+
+    def __init__(
+        self,
+        cfg: AugmentConfig,
+        sample_rate: int,
+        noise_cuts: Iterable[Any] | str | Path | None = None,
+        rir_cuts: Iterable[Any] | str | Path | None = None,
+        *,
+        seed: int = 0,
+    ) -> None:
+        self.cfg = cfg
+        self.sample_rate = sample_rate
+        self.bank = NoiseBank(cfg, sample_rate, _cuts(noise_cuts), _cuts(rir_cuts), seed=seed)
+        self.calls = 0
+        self.max_babble = max(1, int(cfg.babble_speakers[1]))
+
+    @property
+    def active(self) -> bool:
+        """Whether any augmentation can happen at all."""
+        c = self.cfg
+        return c.noise_prob > 0 or c.reverb_prob > 0 or c.gain_prob > 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"calls": self.calls}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.calls = int(state["calls"])
+
+    def __call__(
+        self, waves: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Augment ``(N, S)`` waveforms; returns a new ``(N, S)`` tensor on the same device."""
+        if waves.dim() != 2:
+            raise ValueError(f"WaveAugment expects waves of shape (N, S), got {tuple(waves.shape)}")
+        version = self.calls // max(1, self.cfg.bank_refresh_every)
+        self.calls += 1
+        num, samples = waves.shape
+        if num == 0 or samples == 0 or not self.active:
+            return waves.clone()
+        cfg, kmax = self.cfg, self.max_babble
+        device = waves.device
+        draw_device = generator.device if generator is not None else device
+        u = torch.rand(num, 8 + 2 * kmax, generator=generator, device=draw_device).to(device)
+        out = waves.float().clone()
+
+        chosen = (u[:, 0] < cfg.reverb_prob).nonzero().squeeze(1)
+        if len(chosen):
+            rirs = self.bank.rir_rows(version, device)
+            slot = _index(u[chosen, 1], rirs.shape[0])
+            out[chosen] = reverberate(out[chosen], rirs[slot])
+
+        categories = self.bank.categories
+        noisy = u[:, 2] < cfg.noise_prob
+        which = _index(u[:, 3], len(categories))
+        for c, category in enumerate(categories):
+            chosen = (noisy & (which == c)).nonzero().squeeze(1)
+            if len(chosen) == 0:
+                continue
+            rows = self.bank.noise_rows(category, version, device)
+            slots = _index(u[chosen, 8 : 8 + kmax], rows.shape[0])
+            starts = u[chosen, 8 + kmax :]
+            if category == "speech":
+                low, high = cfg.babble_speakers
+                talkers = low + _index(u[chosen, 5], high - low + 1)
+                segs = windows(rows, slots.flatten(), starts.flatten(), samples)
+                segs = segs.view(len(chosen), kmax, samples)
+                segs = segs / power(segs).clamp(min=_EPS).sqrt()[..., None]
+                keep = torch.arange(kmax, device=device)[None, :] < talkers[:, None]
+                noise = (segs * keep[..., None]).sum(dim=1)
+                snr_range = cfg.babble_snr
+            else:
+                noise = windows(rows, slots[:, 0], starts[:, 0], samples)
+                snr_range = cfg.noise_snr if category == "noise" else cfg.music_snr
+            snr = snr_range[0] + (snr_range[1] - snr_range[0]) * u[chosen, 4]
+            out[chosen] = add_noise_at_snr(out[chosen], noise, snr)
+
+        chosen = (u[:, 6] < cfg.gain_prob).nonzero().squeeze(1)
+        if len(chosen):
+            low, high = cfg.gain_db
+            gain_db = low + (high - low) * u[chosen, 7]
+            out[chosen] = out[chosen] * (10.0 ** (gain_db / 20.0))[:, None]
+        return out.to(waves.dtype)
+
+
+class SpecAugment:
+    """Time and frequency masking of ``(N, T, F)`` features, each crop with ``specaug_prob``.
+
+    A masked crop gets ``time_masks`` stripes of 0 to ``time_mask_max`` frames and
+    ``freq_masks`` stripes of 0 to ``freq_mask_max`` bins, set to zero (the mean of
+    mean-normalised features). Time masks stay inside ``lengths`` when given.
+    """
+
+    def __init__(self, cfg: AugmentConfig) -> None:
+        self.cfg = cfg
+
+    def __call__(
+        self,
+        feats: torch.Tensor,
+        generator: torch.Generator | None = None,
+        lengths: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Returns a new ``(N, T, F)`` tensor; ``lengths`` ``(N,)`` are valid frames."""
+        cfg = self.cfg
+        num, frames, bins = feats.shape
+        if num == 0 or cfg.specaug_prob <= 0:
+            return feats.clone()
+        device = feats.device
+        draw_device = generator.device if generator is not None else device
+        masks = cfg.time_masks + cfg.freq_masks
+        u = torch.rand(num, 1 + 2 * masks, generator=generator, device=draw_device).to(device)
+        if lengths is None:
+            lengths = torch.full((num,), frames, device=device)
+        span_t = lengths.to(device).clamp(max=frames)[:, None]
+        t_width = _index(u[:, 1 : 1 + cfg.time_masks], cfg.time_mask_max + 1)
+        t_width = torch.minimum(t_width, span_t)
+        t_start = _index(u[:, 1 + masks : 1 + masks + cfg.time_masks], span_t - t_width + 1)
+        f_width = _index(u[:, 1 + cfg.time_masks : 1 + masks], cfg.freq_mask_max + 1).clamp(
+            max=bins
+        )
+        f_start = _index(u[:, 1 + masks + cfg.time_masks :], bins - f_width + 1)
+        t = torch.arange(frames, device=device)[None, None, :]
+        f = torch.arange(bins, device=device)[None, None, :]
+        in_time = ((t >= t_start[..., None]) & (t < (t_start + t_width)[..., None])).any(dim=1)
+        in_freq = ((f >= f_start[..., None]) & (f < (f_start + f_width)[..., None])).any(dim=1)
+        applied = (u[:, 0] < cfg.specaug_prob)[:, None, None]
+        masked = applied & (in_time[:, :, None] | in_freq[:, None, :])
+        return feats.masked_fill(masked, 0.0)
+
+
+def _index(u: torch.Tensor, count: int | torch.Tensor) -> torch.Tensor:
+    """Uniform integers in ``[0, count)`` from uniforms in ``[0, 1)`` (``count`` broadcasts)."""
+    index = (u * count).long()
+    return torch.minimum(index, torch.as_tensor(count, device=u.device) - 1).clamp(min=0)
+
+
+def _cuts(source: Iterable[Any] | str | Path | None) -> Iterable[Any] | None:
+    if source is None or (isinstance(source, str) and not source):
+        return None
+    if isinstance(source, (str, Path)):
+        from dino_speech.data.manifests import load_cuts
+
+        return load_cuts(source)
+    return source
