@@ -277,6 +277,11 @@ class DataConfig:
     min_duration: float = 0.0
     batch_size: int = 96
     num_workers: int = 4
+    # `batch_size` is cuts per batch on each rank. The last partial batch of an epoch is
+    # dropped (as DINO does) unless `drop_last` is false; each worker keeps `prefetch_factor`
+    # batches ready.
+    drop_last: bool = True
+    prefetch_factor: int = 2
     crops: CropConfig = field(default_factory=CropConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     features: FbankConfig = field(default_factory=FbankConfig)
