@@ -1,0 +1,165 @@
+"""Training checkpoints: atomic writes, the latest one found again, pruning and averaging.
+
+A checkpoint (``EXP/checkpoints/step-00001000.pt`` every ``train.checkpoint_every`` steps,
+``EXP/checkpoints/epoch-0003.pt`` at the end of each epoch) is a ``torch.save`` dictionary of
+plain types and tensors only (it loads with ``weights_only=True``)::
+
+    {
+        "format": "dino_speech/dino-checkpoint-v1",
+        "config": {...DinoExperimentConfig as nested dicts...},
+        "step": int, "epoch": int, "batch_in_epoch": int,   # position of the next step
+        "student": state_dict, "teacher": state_dict,       # "backbone.*" and "head.*"
+        "optimizer": state_dict, "center": {"center": (K,)},
+        "monitor": {...}, "world_size": int,
+        "ranks": [{"data": {"sampler", "augment"}, "rng": {...}}, ...],  # one per process
+    }
+
+``EXP/checkpoints/latest`` names the newest checkpoint; it is rewritten (atomically) after
+each save, so a run killed at any moment resumes from a complete file.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dino_speech.errors import DataError
+from dino_speech.models.package import CHECKPOINT_FORMAT, atomic_torch_save
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "average_state_dicts",
+    "capture_rng",
+    "checkpoint_name",
+    "find_latest",
+    "load_checkpoint",
+    "prune_checkpoints",
+    "restore_rng",
+    "save_checkpoint",
+]
+
+_STEP_RE = re.compile(r"^step-(\d+)\.pt$")
+_EPOCH_RE = re.compile(r"^epoch-(\d+)\.pt$")
+LATEST = "latest"
+
+
+def checkpoint_name(step: int, epoch: int | None = None) -> str:
+    """``epoch-0003.pt`` for an end-of-epoch checkpoint (``epoch`` = epochs done), else
+    ``step-00001000.pt``."""
+    return f"epoch-{epoch:04d}.pt" if epoch is not None else f"step-{step:08d}.pt"
+
+
+def save_checkpoint(directory: Path, name: str, blob: dict[str, Any]) -> Path:
+    """Write ``blob`` atomically as ``directory/name`` and point ``latest`` at it."""
+    path = directory / name
+    atomic_torch_save({"format": CHECKPOINT_FORMAT, **blob}, path)
+    fd, tmp = tempfile.mkstemp(prefix=".latest.", dir=directory)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(name + "\n")
+    os.replace(tmp, directory / LATEST)
+    return path
+
+
+def find_latest(directory: Path) -> Path | None:
+    """The checkpoint ``latest`` names, else the newest ``*.pt`` by time; None if none."""
+    pointer = directory / LATEST
+    if pointer.is_file():
+        candidate = directory / pointer.read_text().strip()
+        if candidate.is_file():
+            return candidate
+    files = [p for p in directory.glob("*.pt") if _STEP_RE.match(p.name) or _EPOCH_RE.match(p.name)]
+    return max(files, key=lambda p: p.stat().st_mtime) if files else None
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a training checkpoint (on CPU); DataError if it is not one."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise DataError(f"{path}: cannot read checkpoint: {exc}") from None
+    if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
+        raise DataError(f"{path}: not a dino_speech training checkpoint")
+    return blob
+
+
+def prune_checkpoints(directory: Path, keep_steps: int, keep_epochs: int) -> list[Path]:
+    """Delete all but the newest ``keep_steps`` step and ``keep_epochs`` epoch checkpoints
+    (0 keeps all). Returns the deleted paths."""
+    deleted = []
+    for pattern, keep in ((_STEP_RE, keep_steps), (_EPOCH_RE, keep_epochs)):
+        found = sorted(
+            (int(m.group(1)), p) for p in directory.glob("*.pt") if (m := pattern.match(p.name))
+        )
+        if keep > 0:
+            for _, path in found[:-keep]:
+                path.unlink(missing_ok=True)
+                deleted.append(path)
+    return deleted
+
+
+def epoch_checkpoints(directory: Path) -> list[Path]:
+    """End-of-epoch checkpoints, oldest first."""
+    found = sorted(
+        (int(m.group(1)), p) for p in directory.glob("*.pt") if (m := _EPOCH_RE.match(p.name))
+    )
+    return [p for _, p in found]
+
+
+def average_state_dicts(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Element-wise mean of floating-point entries; other entries from the last state."""
+    if not states:
+        raise ValueError("nothing to average")
+    keys = states[-1].keys()
+    for state in states:
+        if state.keys() != keys:
+            raise DataError("cannot average checkpoints of different models")
+    out = {}
+    for key, last in states[-1].items():
+        if last.is_floating_point():
+            out[key] = torch.stack([s[key].float() for s in states]).mean(0).to(last.dtype)
+        else:
+            out[key] = last.clone()
+    return out
+
+
+def capture_rng(augment_generator: torch.Generator | None = None) -> dict[str, Any]:
+    """The random states of torch (CPU and CUDA), numpy, python and the augmentation generator,
+    as plain types and tensors."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "python": _plain(random.getstate()),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    if augment_generator is not None:
+        state["augment"] = augment_generator.get_state()
+    return state
+
+
+def restore_rng(state: dict[str, Any], augment_generator: torch.Generator | None = None) -> None:
+    """Inverse of :func:`capture_rng`."""
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    random.setstate(_tuples(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if augment_generator is not None and "augment" in state:
+        augment_generator.set_state(state["augment"])
+
+
+def _plain(value: Any) -> Any:
+    return [_plain(v) for v in value] if isinstance(value, tuple) else value
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value

@@ -1,0 +1,423 @@
+"""The DINO training loop: one process or ``torchrun`` DDP, exact resume, time budget.
+
+Per step (Cho et al. 2022 / Caron et al. 2021): the loader's workers return raw waveform crops;
+on the training device every crop gets its own augmentation draw, then fbank; the teacher sees
+the global crops, the student all crops (SpecAugment on the student's copies only); the loss
+averages the cross-entropy over all pairs of different crops; the optimiser steps with the
+scheduled learning rate and weight decay (the head's last layer frozen in the first epoch);
+then the teacher moves towards the student (EMA, cosine momentum) and the centre towards the
+teacher's batch mean.
+
+Files in ``EXP``: ``config.yaml``, ``train.log``, ``tb/`` (TensorBoard), ``checkpoints/``
+(see :mod:`dino_speech.train.checkpoint`) and ``embedder.pt`` (the teacher's encoder, written
+every epoch and at the end; see :mod:`dino_speech.models.package`).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from dino_speech.config import DinoExperimentConfig, save_config, to_dict
+from dino_speech.errors import ConfigError, DinoSpeechError
+from dino_speech.models.package import save_embedder
+from dino_speech.models.registry import build_encoder
+from dino_speech.ssl.dino import DinoCenter, MultiCropModel, build_dino_head, dino_statistics
+from dino_speech.ssl.schedules import DinoSchedules
+from dino_speech.train import checkpoint as ckpt
+from dino_speech.train.data import DinoBatchSource
+from dino_speech.train.distributed import (
+    DistContext,
+    all_gather_objects,
+    all_reduce_mean,
+    any_rank,
+    init_distributed,
+)
+from dino_speech.train.monitor import CollapseDetector, TrainMonitor, effective_rank, embedding_std
+from dino_speech.train.step import DinoStep, StepOutput, build_optimizer
+
+__all__ = ["DinoTrainer", "TrainResult", "TrainingDivergedError", "train_dino"]
+
+MAX_NONFINITE_STEPS = 20
+
+
+class TrainingDivergedError(DinoSpeechError):
+    """The loss or gradients stayed NaN/Inf for many steps in a row."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or time-limited) run did."""
+
+    exp_dir: Path
+    steps: int
+    total_steps: int
+    epochs_done: int
+    stopped_by_time: bool
+    last_loss: float | None
+    collapse: str | None
+    embedder: Path | None
+
+    def summary(self) -> str:
+        lines = [
+            f"DINO training in {self.exp_dir}: {self.steps}/{self.total_steps} steps, "
+            f"{self.epochs_done} epochs done"
+            + (" (stopped by the train.max_minutes budget)" if self.stopped_by_time else ""),
+        ]
+        if self.last_loss is not None:
+            lines.append(f"last loss {self.last_loss:.4f}")
+        lines.append(self.collapse or "no sustained collapse of the teacher output")
+        if self.embedder is not None:
+            lines.append(f"embedder (teacher encoder): {self.embedder}")
+        return "\n".join(lines)
+
+
+class DinoTrainer:
+    """Builds everything from a :class:`DinoExperimentConfig` and trains in ``exp_dir``."""
+
+    def __init__(
+        self,
+        cfg: DinoExperimentConfig,
+        exp_dir: str | Path,
+        *,
+        resume: bool = True,
+        dist_ctx: DistContext | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.cfg = cfg
+        self.exp_dir = Path(exp_dir)
+        self.ckpt_dir = self.exp_dir / "checkpoints"
+        self.ctx = dist_ctx or init_distributed(cfg.train.device)
+        self.device = self.ctx.device
+        self.progress = progress and self.ctx.is_main
+        tc = cfg.train
+        if tc.checkpoint_every < 0 or tc.log_every < 1 or tc.epochs < 1:
+            raise ConfigError("need train.epochs >= 1, train.log_every >= 1, checkpoint_every >= 0")
+
+        latest = ckpt.find_latest(self.ckpt_dir) if self.ckpt_dir.is_dir() else None
+        if latest is not None and not resume:
+            raise ConfigError(
+                f"{self.exp_dir} already holds checkpoints; resume it (--resume) or choose a "
+                "new --exp-dir"
+            )
+        self.exp_dir.mkdir(parents=True, exist_ok=True)
+        self.ckpt_dir.mkdir(exist_ok=True)
+        self.monitor = TrainMonitor(self.exp_dir, tc.tensorboard) if self.ctx.is_main else None
+
+        # The same initial weights on every process; then per-process random streams.
+        torch.manual_seed(tc.seed)
+        feat_dim = cfg.data.features.num_mel_bins
+        backbone = build_encoder(cfg.model.name, feat_dim=feat_dim, **cfg.model.kwargs)
+        student = MultiCropModel(backbone, build_dino_head(backbone.embed_dim, cfg.dino))
+        self.student = student.to(self.device)
+        self.teacher = copy.deepcopy(self.student)
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        self.center = DinoCenter(cfg.dino.out_dim, cfg.dino.center_momentum).to(self.device)
+        self.model: nn.Module = self.student
+        if self.ctx.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = DistributedDataParallel(self.student, device_ids=ids)
+        self.optimizer = build_optimizer(self.student, cfg)
+
+        torch.manual_seed(tc.seed + 1 + self.ctx.rank)
+        self.augment_gen = torch.Generator()  # on the CPU: the same draws on any device
+        self.augment_gen.manual_seed(tc.seed * 1000 + 17 + self.ctx.rank)
+        self.data = DinoBatchSource(cfg.data, seed=tc.seed, ctx=self.ctx, gen=self.augment_gen)
+        self.steps_per_epoch = self.data.steps_per_epoch(tc.steps_per_epoch)
+        self.total_steps = tc.epochs * self.steps_per_epoch
+        self.schedules = DinoSchedules.build(
+            cfg.optim,
+            cfg.dino,
+            epochs=tc.epochs,
+            steps_per_epoch=self.steps_per_epoch,
+            total_batch_size=cfg.data.batch_size * self.ctx.world_size,
+        )
+        self.collapse = CollapseDetector(cfg.dino.out_dim, tc.collapse_patience)
+        self.step_fn = DinoStep(
+            cfg,
+            self.student,
+            self.teacher,
+            self.center,
+            self.optimizer,
+            self.schedules,
+            model=self.model,
+            distributed=self.ctx.distributed,
+            autocast=self.device.type == "cuda" and tc.precision == "bf16",
+        )
+
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.last_loss: float | None = None
+        self.skipped_cuts = 0
+        self._nonfinite = 0
+        if latest is not None:
+            self._resume(latest)
+        elif self.ctx.is_main:
+            save_config(cfg, self.exp_dir / "config.yaml")
+        self._log(
+            f"{cfg.model.name}: {_count(backbone) / 1e6:.2f} M encoder + "
+            f"{_count(student.head) / 1e6:.2f} M head parameters; {self.ctx.world_size} "
+            f"process(es) on {self.device}; {self.steps_per_epoch} steps/epoch x "
+            f"{tc.epochs} epochs; batch {cfg.data.batch_size}/process"
+        )
+
+    # ------------------------------------------------------------------ the loop
+
+    def fit(self) -> TrainResult:
+        """Train until ``train.epochs`` are done or the ``train.max_minutes`` budget runs out."""
+        tc = self.cfg.train
+        start = time.monotonic()
+        budget = None if tc.max_minutes is None else 60.0 * tc.max_minutes
+        out_of_time = False
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            disable=not self.progress,
+            desc="DINO",
+            unit="step",
+            dynamic_ncols=True,
+        )
+        try:
+            while self.epoch < tc.epochs and not out_of_time:
+                for batch in self._epoch_batches():
+                    self._train_step(batch)
+                    bar.update(1)
+                    if self.step % tc.log_every == 0 and self.last_loss is not None:
+                        bar.set_postfix(loss=f"{self.last_loss:.3f}", epoch=self.epoch)
+                    epoch_end = self.batch_in_epoch >= self.steps_per_epoch
+                    if budget is not None:
+                        out_of_time = any_rank(time.monotonic() - start > budget, self.device)
+                    periodic = tc.checkpoint_every > 0 and self.step % tc.checkpoint_every == 0
+                    if not epoch_end and (periodic or out_of_time):
+                        self._save(ckpt.checkpoint_name(self.step))
+                    if out_of_time or epoch_end:
+                        break
+                if self.batch_in_epoch >= self.steps_per_epoch or not out_of_time:
+                    if self.batch_in_epoch < self.steps_per_epoch:
+                        self._warn(
+                            f"epoch {self.epoch} ended after {self.batch_in_epoch} of "
+                            f"{self.steps_per_epoch} expected batches"
+                        )
+                    self.epoch += 1
+                    self.batch_in_epoch = 0
+                    self._save(ckpt.checkpoint_name(self.step, epoch=self.epoch))
+                    self._write_embedder()
+        except KeyboardInterrupt:
+            if not self.ctx.distributed:
+                self._save(ckpt.checkpoint_name(self.step))
+                self._log(f"interrupted at step {self.step}; checkpoint saved, rerun to resume")
+            raise
+        finally:
+            bar.close()
+        stopped_by_time = out_of_time and self.epoch < tc.epochs
+        embedder = self._finish(stopped_by_time)
+        result = TrainResult(
+            exp_dir=self.exp_dir,
+            steps=self.step,
+            total_steps=self.total_steps,
+            epochs_done=self.epoch,
+            stopped_by_time=stopped_by_time,
+            last_loss=self.last_loss,
+            collapse=self.collapse.summary(),
+            embedder=embedder,
+        )
+        self._log(result.summary().replace("\n", "; "))
+        if self.monitor is not None:
+            self.monitor.close()
+        return result
+
+    def _epoch_batches(self) -> Iterator[dict[str, Any]]:
+        if self.batch_in_epoch == 0:
+            self.data.set_epoch(self.epoch)
+        for batch in self.data.batches():
+            if self.batch_in_epoch >= self.steps_per_epoch:
+                return
+            yield batch
+
+    def _train_step(self, batch: dict[str, Any]) -> None:
+        views = self.data.prepare(batch, self.device)
+        out = self.step_fn(views, self.step)
+        if out.updated:
+            self._nonfinite = 0
+        else:
+            self._nonfinite += 1
+            self._warn(f"step {self.step}: non-finite loss or gradients; update skipped")
+            if self._nonfinite >= MAX_NONFINITE_STEPS:
+                raise TrainingDivergedError(
+                    f"loss or gradients were NaN/Inf for {self._nonfinite} steps in a row "
+                    f"(step {self.step}); lower optim.lr or raise dino.teacher_temp"
+                )
+        self.skipped_cuts += views.num_skipped
+        self.step += 1
+        self.batch_in_epoch += 1
+        if self.step % self.cfg.train.log_every == 0 or self.step == 1:
+            self._log_step(out)
+
+    def _log_step(self, out: StepOutput) -> None:
+        # The centre already moved this step; the statistics use the updated one, which
+        # differs from the loss's by (1 - m) of a batch mean: fine for monitoring.
+        stats = dino_statistics(
+            out.student_out,
+            out.teacher_out,
+            self.center.center,
+            student_temp=self.cfg.dino.student_temp,
+            teacher_temp=out.schedule["teacher_temp"],
+        )
+        loss = out.loss
+        packed = torch.stack(
+            [loss.detach().float(), *stats.values(), torch.tensor(float(self.skipped_cuts))]
+        )
+        packed = all_reduce_mean(packed.to(self.device)).cpu()
+        self.last_loss = float(packed[0])
+        entropy, marginal, kl = (float(v) for v in packed[1:4])
+        warning = self.collapse.update(self.step, entropy, marginal)
+        if warning:
+            self._warn(warning)
+        if self.monitor is None:
+            return
+        values = {
+            "loss": self.last_loss,
+            **out.schedule,
+            "teacher_entropy": entropy,
+            "teacher_marginal_entropy": marginal,
+            "kl": kl,
+            "embedding_std": embedding_std(out.teacher_embeddings),
+            "effective_rank": effective_rank(out.teacher_embeddings),
+            "grad_norm": float(out.grad_norm),
+            "skipped_cuts": float(packed[4]) * self.ctx.world_size,
+            "epoch": self.epoch + self.batch_in_epoch / self.steps_per_epoch,
+        }
+        self.monitor.scalars(self.step, values)
+
+    # ------------------------------------------------------------------ state
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "config": to_dict(self.cfg),
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "student": self.student.state_dict(),
+            "teacher": self.teacher.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "center": self.center.state_dict(),
+            "monitor": {
+                "collapse": self.collapse.state_dict(),
+                "skipped_cuts": self.skipped_cuts,
+                "last_loss": self.last_loss,
+            },
+            "world_size": self.ctx.world_size,
+        }
+
+    def _save(self, name: str) -> None:
+        """Every process contributes its sampler and RNG state; the main process writes."""
+        ranks = all_gather_objects(
+            {"data": self.data.state_dict(), "rng": ckpt.capture_rng(self.augment_gen)}
+        )
+        if self.ctx.is_main:
+            ckpt.save_checkpoint(self.ckpt_dir, name, {**self._state(), "ranks": ranks})
+            keep_epochs = max(self.cfg.train.keep_last, self.cfg.train.average_last)
+            ckpt.prune_checkpoints(self.ckpt_dir, self.cfg.train.keep_last, keep_epochs)
+
+    def _resume(self, path: Path) -> None:
+        blob = ckpt.load_checkpoint(path)
+        changed = _changed_keys(blob["config"], to_dict(self.cfg))
+        if changed:
+            self._warn(
+                f"resuming with a config that differs from the checkpoint's in: "
+                f"{', '.join(changed)}"
+            )
+        self.student.load_state_dict(blob["student"])
+        self.teacher.load_state_dict(blob["teacher"])
+        self.optimizer.load_state_dict(blob["optimizer"])
+        self.center.load_state_dict(blob["center"])
+        self.step, self.epoch = blob["step"], blob["epoch"]
+        self.batch_in_epoch = blob["batch_in_epoch"]
+        monitor = blob["monitor"]
+        self.collapse.load_state_dict(monitor["collapse"])
+        self.skipped_cuts, self.last_loss = monitor["skipped_cuts"], monitor["last_loss"]
+        ranks = blob["ranks"]
+        if len(ranks) == self.ctx.world_size:
+            mine = ranks[self.ctx.rank]
+            ckpt.restore_rng(mine["rng"], self.augment_gen)
+            self.data.load_state_dict(mine["data"], sampler=self.batch_in_epoch > 0)
+        else:
+            self._warn(
+                f"checkpoint was written by {len(ranks)} processes, this run has "
+                f"{self.ctx.world_size}: the random streams restart and the interrupted epoch "
+                "restarts from its beginning, so the resume is not exact"
+            )
+            self.batch_in_epoch = 0
+        self._log(f"resumed from {path} at step {self.step} (epoch {self.epoch})")
+
+    def _write_embedder(self, state: dict[str, torch.Tensor] | None = None, **meta: Any) -> Path:
+        path = self.exp_dir / "embedder.pt"
+        if self.ctx.is_main:
+            backbone = self.teacher.backbone
+            if state is not None:
+                backbone = copy.deepcopy(backbone)
+                backbone.load_state_dict(state)
+            info = {"source": "dino", "step": self.step, "epoch": self.epoch, **meta}
+            save_embedder(path, backbone, self.cfg.model, self.cfg.data.features, info)
+        return path
+
+    def _finish(self, stopped_by_time: bool) -> Path | None:
+        tc = self.cfg.train
+        epochs = ckpt.epoch_checkpoints(self.ckpt_dir) if self.ctx.is_main else []
+        if tc.average_last > 1 and len(epochs) >= 2 and not stopped_by_time:
+            chosen = epochs[-tc.average_last :]
+            states = [
+                {
+                    k[len("backbone.") :]: v
+                    for k, v in ckpt.load_checkpoint(p)["teacher"].items()
+                    if k.startswith("backbone.")
+                }
+                for p in chosen
+            ]
+            names = [p.name for p in chosen]
+            self._log(f"embedder: teacher encoder averaged over {', '.join(names)}")
+            return self._write_embedder(ckpt.average_state_dicts(states), averaged=names)
+        if stopped_by_time or self.batch_in_epoch:
+            return self._write_embedder()
+        return self.exp_dir / "embedder.pt"  # written at the last epoch end
+
+    def _log(self, message: str) -> None:
+        if self.monitor is not None:
+            self.monitor.info(message)
+
+    def _warn(self, message: str) -> None:
+        if self.monitor is not None:
+            self.monitor.warning(message)
+
+
+def train_dino(
+    cfg: DinoExperimentConfig, exp_dir: str | Path, *, resume: bool = True, progress: bool = True
+) -> TrainResult:
+    """Train DINO as ``cfg`` says, in ``exp_dir`` (one process, or each ``torchrun`` rank)."""
+    ctx = init_distributed(cfg.train.device)
+    try:
+        return DinoTrainer(cfg, exp_dir, resume=resume, dist_ctx=ctx, progress=progress).fit()
+    finally:
+        ctx.close()
+
+
+def _count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(set(old) | set(new))
+        return [c for k in keys for c in _changed_keys(old.get(k), new.get(k), f"{prefix}{k}.")]
+    return [] if old == new else [prefix.rstrip(".")]
