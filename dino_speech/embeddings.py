@@ -25,15 +25,90 @@ from dino_speech.errors import DataError
 
 __all__ = [
     "as_table",
+    "EmbeddingWriter",
     "embeddings_to_dict",
-    "merge_scps",
+    "merge_shards",
     "read_embeddings",
     "save_npz",
     "write_embeddings",
 ]
 
-ARK_NAME = "xvector.ark"
 SCP_NAME = "xvector.scp"
+
+
+class EmbeddingWriter:
+    """Stream ``(utt, vector)`` pairs into ``out_dir/{name}.ark`` and ``out_dir/{name}.scp``.
+
+    Both files are written under temporary names and renamed on :meth:`close`, so an
+    interrupted run never leaves a truncated archive behind a valid-looking index. Used as a
+    context manager, an exception discards the temporary files.
+    """
+
+    def __init__(self, out_dir: str | Path, name: str = "xvector") -> None:
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.ark = self.out_dir / f"{name}.ark"
+        self.scp = self.out_dir / f"{name}.scp"
+        self._tmp_ark = self.out_dir / f".{name}.ark.tmp"
+        self._tmp_scp = self.out_dir / f".{name}.scp.tmp"
+        self._fa: BinaryIO | None = open(self._tmp_ark, "wb")  # noqa: SIM115 - closed in close()
+        self._fs: Any = open(self._tmp_scp, "w", encoding="utf-8")  # noqa: SIM115
+        self._seen: set[str] = set()
+        self.dim: int | None = None
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def add(self, utt: str, vector: np.ndarray) -> None:
+        """Append one ``(D,)`` vector (stored as float32)."""
+        if self._fa is None:
+            raise RuntimeError("EmbeddingWriter is closed")
+        vec = np.asarray(vector, dtype=np.float32)
+        if vec.ndim == 2 and vec.shape[0] == 1:
+            vec = vec[0]
+        if vec.ndim != 1:
+            raise DataError(f"embedding of '{utt}' has shape {vec.shape}, not a vector")
+        if self.dim is None:
+            self.dim = vec.shape[0]
+        elif vec.shape[0] != self.dim:
+            raise DataError(f"embedding of '{utt}' has dimension {vec.shape[0]}, not {self.dim}")
+        _check_ids([utt])
+        if utt in self._seen:
+            raise DataError(f"duplicate utterance id '{utt}'")
+        self._seen.add(utt)
+        self._fa.write(f"{utt} ".encode())
+        offset = self._fa.tell()
+        kaldiio.save_mat(self._fa, vec)
+        # the archive path as given: Kaldi convention (see the module docstring)
+        self._fs.write(f"{utt} {self.ark}:{offset}\n")
+
+    def close(self) -> Path:
+        """Finish both files and move them into place; returns the scp path."""
+        if self._fa is not None:
+            self._fa.close()
+            self._fs.close()
+            self._fa = None
+            os.replace(self._tmp_ark, self.ark)
+            os.replace(self._tmp_scp, self.scp)
+        return self.scp
+
+    def discard(self) -> None:
+        """Drop everything written so far."""
+        if self._fa is not None:
+            self._fa.close()
+            self._fs.close()
+            self._fa = None
+        self._tmp_ark.unlink(missing_ok=True)
+        self._tmp_scp.unlink(missing_ok=True)
+
+    def __enter__(self) -> EmbeddingWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
 
 
 def write_embeddings(
@@ -53,19 +128,10 @@ def write_embeddings(
     ids = list(ids)
     X = _as_matrix(vectors, len(ids), "vectors")
     _check_ids(ids)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ark, scp = out_dir / f"{name}.ark", out_dir / f"{name}.scp"
-    tmp_ark, tmp_scp = out_dir / f".{name}.ark.tmp", out_dir / f".{name}.scp.tmp"
-    # kaldiio writes the ark path into the scp verbatim; write via temp files, then fix the name.
-    with open(tmp_ark, "wb") as fa:
-        offsets = _write_ark(fa, ids, X)
-    with open(tmp_scp, "w", encoding="utf-8") as fs:
-        for utt, off in zip(ids, offsets, strict=True):
-            fs.write(f"{utt} {ark}:{off}\n")
-    os.replace(tmp_ark, ark)
-    os.replace(tmp_scp, scp)
-    return scp
+    with EmbeddingWriter(out_dir, name) as writer:
+        for utt, row in zip(ids, X, strict=True):
+            writer.add(utt, row)
+    return writer.scp
 
 
 def save_npz(path: str | Path, ids: Sequence[str], vectors: np.ndarray) -> Path:
@@ -122,42 +188,27 @@ def embeddings_to_dict(ids: Sequence[str], X: np.ndarray) -> dict[str, np.ndarra
     return {utt: X[i] for i, utt in enumerate(ids)}
 
 
-def merge_scps(scps: Iterable[str | Path], out_scp: str | Path) -> Path:
-    """Concatenate several scp files (e.g. one per shard) into ``out_scp``.
+def merge_shards(scps: Iterable[str | Path], out_dir: str | Path, name: str = "xvector") -> Path:
+    """Copy the embeddings of several scp files (e.g. one per shard) into one archive.
 
-    The archive paths are rewritten so that they resolve from the working directory, as the
-    inputs' did (see the module docstring). Duplicate ids across inputs raise DataError.
+    Writes ``out_dir/{name}.ark`` and ``out_dir/{name}.scp`` in the order of ``scps`` and of
+    their lines; returns the scp path. Duplicate ids or mixed dimensions raise DataError.
     """
-    seen: set[str] = set()
-    lines: list[str] = []
+    scps = [Path(p) for p in scps]
     for scp in scps:
-        scp = Path(scp)
         if not scp.is_file():
             raise DataError(f"shard index not found: {scp}")
-        for lineno, utt, spec in _scp_entries(scp):
-            if utt in seen:
-                raise DataError(f"{scp}:{lineno}: utterance '{utt}' already in another shard")
-            seen.add(utt)
-            ark, sep, rest = spec.rpartition(":")
-            lines.append(f"{utt} {_resolve_ark(ark, scp)}{sep}{rest}\n")
-    out_scp = Path(out_scp)
-    out_scp.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_scp.with_name(f".{out_scp.name}.tmp")
-    tmp.write_text("".join(lines), encoding="utf-8")
-    os.replace(tmp, out_scp)
-    return out_scp
+    with EmbeddingWriter(out_dir, name) as writer:
+        for scp in scps:
+            for lineno, utt, vec in _iter_scp(scp):
+                try:
+                    writer.add(utt, vec)
+                except DataError as exc:
+                    raise DataError(f"{scp}:{lineno}: {exc}") from None
+    return writer.scp
 
 
 # --------------------------------------------------------------------------- internals
-
-
-def _write_ark(f: BinaryIO, ids: Sequence[str], X: np.ndarray) -> list[int]:
-    offsets = []
-    for utt, row in zip(ids, X, strict=True):
-        f.write(f"{utt} ".encode())
-        offsets.append(f.tell())
-        kaldiio.save_mat(f, row)
-    return offsets
 
 
 def _as_matrix(vectors: Any, n: int, what: str) -> np.ndarray:
@@ -211,9 +262,7 @@ def _resolve_ark(ark: str, scp: Path) -> str:
     return ark
 
 
-def _read_scp(scp: Path) -> tuple[list[str], list[np.ndarray]]:
-    ids: list[str] = []
-    rows: list[np.ndarray] = []
+def _iter_scp(scp: Path) -> Iterator[tuple[int, str, np.ndarray]]:
     fds: dict[str, Any] = {}
     resolved: dict[str, str] = {}
     try:
@@ -224,15 +273,21 @@ def _read_scp(scp: Path) -> tuple[list[str], list[np.ndarray]]:
                 if not os.path.exists(resolved[ark]):
                     raise DataError(f"{scp}:{lineno}: archive '{ark}' not found")
             try:
-                rows.append(kaldiio.load_mat(f"{resolved[ark]}{sep}{rest}", fd_dict=fds))
-            except DataError:
-                raise
+                mat = kaldiio.load_mat(f"{resolved[ark]}{sep}{rest}", fd_dict=fds)
             except Exception as exc:
                 raise DataError(f"{scp}:{lineno}: cannot read '{utt}' from {spec}: {exc}") from None
-            ids.append(utt)
+            yield lineno, utt, mat
     finally:
         for fd in fds.values():
             fd.close()
+
+
+def _read_scp(scp: Path) -> tuple[list[str], list[np.ndarray]]:
+    ids: list[str] = []
+    rows: list[np.ndarray] = []
+    for _, utt, mat in _iter_scp(scp):
+        ids.append(utt)
+        rows.append(mat)
     return ids, rows
 
 

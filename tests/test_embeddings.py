@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from dino_speech.embeddings import (
+    EmbeddingWriter,
     as_table,
-    merge_scps,
+    merge_shards,
     read_embeddings,
     save_npz,
     write_embeddings,
@@ -61,15 +62,25 @@ def test_relative_ark_path_resolves_after_moving_the_directory(tmp_path, table, 
 
 def test_merge_shards(tmp_path, table):
     ids, X = table
-    a = write_embeddings(tmp_path / "shards" / "0", ids[:4], X[:4])
-    b = write_embeddings(tmp_path / "shards" / "1", ids[4:], X[4:])
-    out = merge_scps([a, b], tmp_path / "xvector.scp")
+    a = write_embeddings(tmp_path / "shards", ids[:4], X[:4], name="xvector.0-of-2")
+    b = write_embeddings(tmp_path / "shards", ids[4:], X[4:], name="xvector.1-of-2")
+    out = merge_shards([a, b], tmp_path)
+    assert out == tmp_path / "xvector.scp" and (tmp_path / "xvector.ark").is_file()
     got_ids, got = read_embeddings(out)
     assert got_ids == ids
     np.testing.assert_array_equal(got, X)
     assert list(kaldiio.load_scp(str(out))) == ids
-    with pytest.raises(DataError, match="already in another shard"):
-        merge_scps([a, a], tmp_path / "dup.scp")
+    with pytest.raises(DataError, match="xvector.0-of-2.scp:1: duplicate utterance id"):
+        merge_shards([a, a], tmp_path / "dup")
+    assert not list((tmp_path / "dup").glob("*.ark"))  # nothing half-written left behind
+
+
+def test_streaming_writer_discards_on_error(tmp_path, table):
+    ids, X = table
+    with pytest.raises(DataError, match="dimension 3, not 16"), EmbeddingWriter(tmp_path) as w:
+        w.add(ids[0], X[0])
+        w.add(ids[1], X[1, :3])
+    assert not list(tmp_path.iterdir())
 
 
 def test_mixed_dimension_is_an_error(tmp_path):

@@ -23,6 +23,8 @@ COMMANDS: dict[str, str] = {
     "score": "dino_speech.cli.score:score",
     "eer": "dino_speech.cli.score:eer",
     "eval-emotion": "dino_speech.cli.emotion:eval_emotion",
+    "embed": "dino_speech.cli.embed:embed",
+    "export": "dino_speech.cli.export:export",
     "train": "dino_speech.cli.train:train",
 }
 

@@ -206,6 +206,9 @@ class Fbank(nn.Module):
         if samples < self.frame_length:
             return waves.new_zeros(batch, 0, self.cfg.num_mel_bins)
         frames = (waves * self.cfg.wave_scale).unfold(1, self.frame_length, self.frame_shift)
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+            # one shape-independent graph for export (TorchScript / ONNX): no chunking
+            return self._log_mel_frames(frames)
         out = waves.new_empty(batch, frames.shape[1], self.cfg.num_mel_bins)
         # Big intermediates thrash the CPU caches: there, a few hundred frames at a time is
         # several times faster than the whole batch. GPUs want the whole batch.

@@ -1,0 +1,203 @@
+"""``dino-speech embed``: audio files → Kaldi ``xvector.ark`` / ``xvector.scp``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--model",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Experiment directory (uses EXP/embedder.pt, else its newest checkpoint), "
+    "embedder file, or DINO training checkpoint (its teacher is used).",
+)
+@click.option(
+    "--wav-scp",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Kaldi wav.scp of 'UTT PATH' lines; relative paths are relative to the "
+    "working directory, as in Kaldi.",
+)
+@click.option(
+    "--cuts",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Lhotse cut manifest (.jsonl.gz); ids are the cut ids.",
+)
+@click.option(
+    "--out-dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Writes OUT/xvector.ark and OUT/xvector.scp (kaldiio/Kaldi readable).",
+)
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="cpu, cuda, cuda:1, or auto (CUDA when available). Under torchrun each "
+    "process uses cuda:LOCAL_RANK.",
+)
+@click.option(
+    "--batch-size",
+    default=16,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Utterances (or windows of long ones) per encoder batch; batches are length-bucketed.",
+)
+@click.option(
+    "--num-workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="DataLoader processes reading and resampling audio.",
+)
+@click.option(
+    "--chunk-seconds",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0.5),
+    help="Longer audio is embedded in windows of this length; their mean is the embedding.",
+)
+@click.option(
+    "--chunk-overlap",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Minimum overlap of consecutive windows, seconds.",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16"]),
+    default="fp32",
+    show_default=True,
+    help="bf16 autocast for the encoder (CUDA only).",
+)
+@click.option(
+    "--shard",
+    default=None,
+    metavar="I/N",
+    help="Embed only the I-th of N contiguous blocks of the list (0-based) into "
+    "OUT/shards/; merge afterwards with --merge N. Under torchrun the shards come "
+    "from RANK/WORLD_SIZE and rank 0 merges automatically.",
+)
+@click.option(
+    "--merge",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Do not embed: merge OUT/shards/xvector.{0..N-1}-of-N into OUT/xvector.*.",
+)
+@click.option(
+    "--skip-bad",
+    is_flag=True,
+    help="Skip unreadable/empty/too short audio (listed in OUT/skipped) instead of "
+    "stopping at the first bad file.",
+)
+@click.option(
+    "--progress/--no-progress", default=True, show_default=True, help="Show a progress bar."
+)
+def embed(
+    files: tuple[Path, ...],
+    model: Path | None,
+    wav_scp: Path | None,
+    cuts: Path | None,
+    out_dir: Path,
+    device: str,
+    batch_size: int,
+    num_workers: int,
+    chunk_seconds: float,
+    chunk_overlap: float,
+    precision: str,
+    shard: str | None,
+    merge: int | None,
+    skip_bad: bool,
+    progress: bool,
+) -> None:
+    """Embed audio with a trained model into Kaldi xvector.ark/xvector.scp.
+
+    Give the audio as --wav-scp, --cuts, or file arguments (id = file name). Examples:
+
+    \b
+        dino-speech embed --model exp/dino --wav-scp data/test/wav.scp --out-dir exp/emb/test
+        torchrun --nproc-per-node 8 -m dino_speech.cli.main embed --model exp/dino \\
+            --wav-scp data/vox2/wav.scp --out-dir exp/emb/vox2 --device cuda
+    """
+    from dino_speech import extract
+
+    if merge is not None:
+        if model or wav_scp or cuts or files or shard:
+            raise click.UsageError("--merge takes only --out-dir")
+        summary = extract.merge_shard_dir(out_dir, merge)
+        click.echo(f"merged {merge} shards: {summary.written} embeddings -> {summary.scp}")
+        if summary.skipped:
+            click.echo(
+                f"{len(summary.skipped)} files were skipped (listed in {summary.skipped_file})",
+                err=True,
+            )
+        return
+    sources = [s for s in (wav_scp, cuts, files or None) if s is not None]
+    if len(sources) != 1:
+        raise click.UsageError("give exactly one of --wav-scp, --cuts or FILE arguments")
+    if model is None:
+        raise click.UsageError("--model is required")
+    if chunk_overlap >= chunk_seconds:
+        raise click.BadParameter(
+            "must be smaller than --chunk-seconds", param_hint="--chunk-overlap"
+        )
+    dist = extract.torchrun_shard()
+    if dist is not None and shard is not None:
+        raise click.UsageError("--shard cannot be combined with torchrun (shards come from RANK)")
+    shard_spec = extract.parse_shard(shard) if shard is not None else None
+
+    if wav_scp is not None:
+        items = extract.read_wav_scp(wav_scp)
+    elif cuts is not None:
+        items = extract.items_from_cuts(cuts)
+    else:
+        items = extract.items_from_files(files)
+
+    from dino_speech.api import Embedder
+    from dino_speech.train.distributed import resolve_device
+
+    local_rank = dist[2] if dist is not None else 0
+    embedder = Embedder.from_pretrained(
+        model,
+        device=resolve_device(device, local_rank),
+        chunk_seconds=chunk_seconds,
+        chunk_overlap=chunk_overlap,
+        precision=precision,
+    )
+    kwargs = dict(
+        batch_size=batch_size,
+        num_workers=num_workers,
+        skip_bad=skip_bad,
+        progress=progress and (dist is None or dist[0] == 0),
+    )
+    if dist is not None:
+        summary = extract.extract_under_torchrun(
+            embedder, items, out_dir, dist[0], dist[1], **kwargs
+        )
+        if dist[0] != 0:
+            return
+    else:
+        summary = extract.extract_embeddings(embedder, items, out_dir, shard=shard_spec, **kwargs)
+    if summary.skipped:
+        first = "; ".join(f"{u}: {r}" for u, r in summary.skipped[:3])
+        click.echo(
+            f"skipped {len(summary.skipped)} bad audio files (listed in "
+            f"{summary.skipped_file}): {first}",
+            err=True,
+        )
+    click.echo(
+        f"wrote {summary.written} embeddings of dimension {embedder.embed_dim} -> {summary.scp}"
+    )
+    if shard_spec is not None:
+        click.echo(
+            f"shard {shard_spec[0]}/{shard_spec[1]} done; when all shards are done run: "
+            f"dino-speech embed --merge {shard_spec[1]} --out-dir {out_dir}"
+        )

@@ -1,0 +1,266 @@
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import kaldiio
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from lhotse import CutSet, Recording, RecordingSet
+
+from dino_speech import Embedder
+from dino_speech.audio import write_audio
+from dino_speech.cli.main import cli
+from dino_speech.config import EncoderConfig, FbankConfig
+from dino_speech.embeddings import read_embeddings
+from dino_speech.models.package import save_embedder
+from dino_speech.models.registry import build_encoder
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("embed")
+    torch.manual_seed(0)
+    save_embedder(
+        root / "exp" / "embedder.pt",
+        build_encoder("ecapa_tiny"),
+        EncoderConfig("ecapa_tiny"),
+        FbankConfig(),
+        {},
+    )
+    rng = np.random.default_rng(0)
+    names = []
+    for i, seconds in enumerate([1.5, 0.8, 2.5, 1.1, 2.0]):
+        rate = 16000 if i != 3 else 8000  # any sample rate
+        write_audio(root / "wavs" / f"u{i}.wav", 0.1 * rng.normal(size=int(rate * seconds)), rate)
+        names.append(f"u{i}")
+    (root / "wav.scp").write_text("".join(f"{n} wavs/{n}.wav\n" for n in names))  # relative
+    embedder = Embedder.from_pretrained(root / "exp")
+    want = {n: embedder.embed_file(root / "wavs" / f"{n}.wav") for n in names}
+    return root, names, want
+
+
+def _run(args, cwd=None):
+    return CliRunner().invoke(cli, ["embed", *map(str, args)], catch_exceptions=False)
+
+
+def _check(scp, names, want):
+    table = kaldiio.load_scp(str(scp))
+    assert list(table) == names
+    for n in names:
+        np.testing.assert_allclose(table[n], want[n], atol=1e-5)
+
+
+def test_wav_scp_relative_paths_resolve_from_cwd(setup, monkeypatch, tmp_path):
+    root, names, want = setup
+    monkeypatch.chdir(root)
+    result = _run(
+        [
+            "--model",
+            "exp",
+            "--wav-scp",
+            "wav.scp",
+            "--out-dir",
+            tmp_path / "o",
+            "--batch-size",
+            "2",
+            "--num-workers",
+            "1",
+            "--device",
+            "cpu",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    assert "wrote 5 embeddings of dimension 128" in result.output
+    _check(tmp_path / "o" / "xvector.scp", names, want)
+    assert (tmp_path / "o" / "xvector.ark").is_file()
+
+
+def test_files_and_cuts(setup, tmp_path):
+    root, names, want = setup
+    files = [root / "wavs" / f"{n}.wav" for n in names]
+    assert (
+        _run(
+            ["--model", root / "exp", *files, "--out-dir", tmp_path / "f", "--num-workers", "0"]
+        ).exit_code
+        == 0
+    )
+    _check(tmp_path / "f" / "xvector.scp", names, want)
+    recs = RecordingSet.from_recordings(
+        Recording.from_file(f, recording_id=n) for n, f in zip(names, files, strict=True)
+    )
+    cuts = CutSet.from_manifests(recordings=recs)
+    cuts.to_file(tmp_path / "cuts.jsonl.gz")
+    assert (
+        _run(
+            [
+                "--model",
+                root / "exp",
+                "--cuts",
+                tmp_path / "cuts.jsonl.gz",
+                "--out-dir",
+                tmp_path / "c",
+                "--num-workers",
+                "0",
+            ]
+        ).exit_code
+        == 0
+    )
+    ids, X = read_embeddings(tmp_path / "c")
+    assert ids == [c.id for c in cuts]
+    np.testing.assert_allclose(X, np.stack([want[n] for n in names]), atol=1e-5)
+
+
+def test_shards_then_merge_equal_one_run(setup, tmp_path, monkeypatch):
+    root, names, want = setup
+    monkeypatch.chdir(root)
+    for i in range(3):
+        result = _run(
+            [
+                "--model",
+                "exp",
+                "--wav-scp",
+                "wav.scp",
+                "--out-dir",
+                tmp_path / "s",
+                "--shard",
+                f"{i}/3",
+                "--num-workers",
+                "0",
+            ]
+        )
+        assert result.exit_code == 0, result.output
+        assert "--merge 3" in result.output
+    assert not (tmp_path / "s" / "xvector.scp").exists()
+    result = _run(["--merge", "3", "--out-dir", tmp_path / "s"])
+    assert result.exit_code == 0 and "merged 3 shards: 5 embeddings" in result.output
+    _check(tmp_path / "s" / "xvector.scp", names, want)
+    assert not (tmp_path / "s" / "shards").exists()  # shards removed after the merge
+
+
+def test_bad_audio_error_and_skip(setup, tmp_path, monkeypatch):
+    root, names, want = setup
+    monkeypatch.chdir(root)
+    (tmp_path / "bad.wav").write_bytes(b"garbage")
+    (tmp_path / "wav.scp").write_text(
+        f"u0 {root}/wavs/u0.wav\nbroken {tmp_path}/bad.wav\nu2 {root}/wavs/u2.wav\n"
+    )
+    runner = CliRunner()
+    args = [
+        "embed",
+        "--model",
+        "exp",
+        "--wav-scp",
+        str(tmp_path / "wav.scp"),
+        "--out-dir",
+        str(tmp_path / "o"),
+        "--num-workers",
+        "0",
+        "--no-progress",
+    ]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.startswith("Error: ") and "bad.wav" in result.output
+    assert not (tmp_path / "o" / "xvector.scp").exists()
+    result = runner.invoke(cli, [*args, "--skip-bad"])
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 bad audio files" in result.stderr and "bad.wav" in result.stderr
+    assert (tmp_path / "o" / "skipped").read_text().startswith("broken ")
+    _check(tmp_path / "o" / "xvector.scp", ["u0", "u2"], want)
+
+
+def test_usage_errors(setup, tmp_path):
+    root, _, _ = setup
+    runner = CliRunner()
+    for args, message in [
+        (["--model", root / "exp", "--out-dir", tmp_path], "exactly one of"),
+        (
+            [
+                "--model",
+                root / "exp",
+                "--wav-scp",
+                root / "wav.scp",
+                "--out-dir",
+                tmp_path,
+                "--shard",
+                "3/3",
+            ],
+            "0 <= i < N",
+        ),
+        (["--merge", "2", "--out-dir", tmp_path / "none"], "2 of 2 shards are missing"),
+        (
+            ["--model", root / "nope", "--wav-scp", root / "wav.scp", "--out-dir", tmp_path],
+            "model not found",
+        ),
+    ]:
+        result = runner.invoke(cli, ["embed", *map(str, args)])
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and "Traceback" not in result.output
+    (tmp_path / "pipe.scp").write_text("a sox x.wav -t wav - |\n")
+    result = runner.invoke(
+        cli,
+        [
+            "embed",
+            "--model",
+            str(root / "exp"),
+            "--wav-scp",
+            str(tmp_path / "pipe.scp"),
+            "--out-dir",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 2 and "only 'UTT PATH' lines" in result.output
+
+
+@pytest.mark.slow
+def test_torchrun_style_two_processes_merge(setup, tmp_path):
+    """Two processes with torchrun's environment; rank 0 merges after the barrier."""
+    root, names, want = setup
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for rank in range(2):
+        env = {
+            **os.environ,
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": "2",
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "OMP_NUM_THREADS": "1",
+        }
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "dino_speech.cli.main",
+                    "embed",
+                    "--model",
+                    "exp",
+                    "--wav-scp",
+                    "wav.scp",
+                    "--out-dir",
+                    str(tmp_path / "d"),
+                    "--device",
+                    "cpu",
+                    "--num-workers",
+                    "0",
+                    "--no-progress",
+                ],
+                cwd=root,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    _check(tmp_path / "d" / "xvector.scp", names, want)
+    assert not (tmp_path / "d" / "shards").exists()
