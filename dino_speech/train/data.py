@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.distributed as dist
 
 from dino_speech.config import DataConfig
-from dino_speech.errors import ConfigError, DataError
+from dino_speech.errors import ConfigError
 from dino_speech.train.distributed import DistContext
 
 __all__ = ["DinoBatchSource", "DinoViews"]
@@ -53,54 +52,35 @@ class DinoBatchSource:
     ) -> None:
         from dino_speech.data.augment import SpecAugment, WaveAugment
         from dino_speech.data.features import Fbank
-        from dino_speech.data.manifests import filter_min_duration, load_cuts
-        from dino_speech.data.multicrop import make_dino_loader
+        from dino_speech.data.sampling import make_dino_loader
 
         if not cfg.train_cuts:
             raise ConfigError("data.train_cuts is empty: set it to a cuts manifest (jsonl.gz)")
-        if cfg.crops.num_global < 1:
-            raise ConfigError("data.crops.num_global must be at least 1 (the teacher's crops)")
         if cfg.crops.num_global + cfg.crops.num_local < 2:
             raise ConfigError("DINO needs at least two crops per utterance")
         self.cfg = cfg
         self.ctx = ctx
         self.gen = gen
-        cuts = load_cuts(cfg.train_cuts)
-        if cfg.min_duration > 0:
-            cuts = filter_min_duration(cuts, cfg.min_duration)
-        self.num_cuts = len(cuts)
-        if self.num_cuts == 0:
-            raise DataError(f"{cfg.train_cuts}: no training cuts (after min_duration filtering)")
-        noise = load_cuts(cfg.musan_cuts) if cfg.musan_cuts else None
-        rirs = load_cuts(cfg.rir_cuts) if cfg.rir_cuts else None
-        sample_rate = cfg.features.sample_rate
-        self.wave_augment = WaveAugment(
-            cfg.augment, sample_rate, noise_cuts=noise, rir_cuts=rirs, seed=seed + ctx.rank
-        )
         self.loader, self.sampler = make_dino_loader(
-            cfg, cuts, seed=seed, rank=ctx.rank, world_size=ctx.world_size
+            cfg, seed=seed, rank=ctx.rank, world_size=ctx.world_size
+        )
+        self.wave_augment = WaveAugment(
+            cfg.augment,
+            cfg.features.sample_rate,
+            noise_cuts=cfg.musan_cuts,
+            rir_cuts=cfg.rir_cuts,
+            seed=seed + ctx.rank,
         )
         self.spec_augment = SpecAugment(cfg.augment) if cfg.augment.specaug_prob > 0 else None
         self.fbank = Fbank(cfg.features).to(ctx.device)
 
     def steps_per_epoch(self, cap: int | None) -> int:
         """Batches per epoch (the same on every process), at most ``cap``."""
-        try:
-            steps = len(self.loader)
-        except TypeError:
-            per_step = self.cfg.batch_size * self.ctx.world_size
-            steps = self.num_cuts // per_step
-        if self.ctx.distributed:
-            value = torch.tensor([steps], dtype=torch.long, device=self.ctx.device)
-            dist.all_reduce(value, op=dist.ReduceOp.MIN)
-            steps = int(value.item())
+        steps = len(self.sampler)
         if cap is not None:
+            if cap < 1:
+                raise ConfigError(f"train.steps_per_epoch must be >= 1, got {cap}")
             steps = min(steps, cap)
-        if steps < 1:
-            raise DataError(
-                f"{self.cfg.train_cuts}: {self.num_cuts} cuts give no full batch of "
-                f"{self.cfg.batch_size} per process; lower data.batch_size"
-            )
         return steps
 
     def set_epoch(self, epoch: int) -> None:

@@ -246,6 +246,14 @@ class DinoTrainer:
             yield batch
 
     def _train_step(self, batch: dict[str, Any]) -> None:
+        empty = batch["global"].shape[1] == 0
+        if any_rank(empty, self.device) if self.ctx.distributed else empty:
+            # Every cut of a batch was unreadable (on some process): no update anywhere.
+            self._warn(f"step {self.step}: a batch without readable audio; step skipped")
+            self.skipped_cuts += int(batch.get("num_skipped", 0))
+            self.step += 1
+            self.batch_in_epoch += 1
+            return
         views = self.data.prepare(batch, self.device)
         out = self.step_fn(views, self.step)
         if out.updated:

@@ -1,0 +1,93 @@
+"""One DINO step: updates, frozen last layer, skipped non-finite steps."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from dino_speech.config import DinoExperimentConfig, apply_overrides
+from dino_speech.models.registry import build_encoder
+from dino_speech.ssl.dino import DinoCenter, MultiCropModel, build_dino_head
+from dino_speech.ssl.schedules import DinoSchedules
+from dino_speech.train.data import DinoViews
+from dino_speech.train.step import DinoStep, build_optimizer
+
+
+def make_step(overrides: list[str]) -> DinoStep:
+    cfg = apply_overrides(
+        DinoExperimentConfig(),
+        [
+            "model.name=resnet_tiny",
+            "dino.out_dim=32",
+            "dino.hidden_dim=16",
+            "dino.bottleneck_dim=8",
+            "optim.warmup_epochs=0",
+            "optim.scale_lr=false",
+            "optim.lr=0.01",
+            *overrides,
+        ],
+    )
+    torch.manual_seed(0)
+    backbone = build_encoder("resnet_tiny", feat_dim=16, base_channels=4, embed_dim=8)
+    student = MultiCropModel(backbone, build_dino_head(8, cfg.dino))
+    teacher = copy.deepcopy(student)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    schedules = DinoSchedules.build(
+        cfg.optim, cfg.dino, epochs=2, steps_per_epoch=5, total_batch_size=4
+    )
+    return DinoStep(cfg, student, teacher, DinoCenter(32), build_optimizer(student, cfg), schedules)
+
+
+def views(fill: float | None = None) -> DinoViews:
+    g = torch.randn(2 * 4, 30, 16)
+    loc = torch.randn(3 * 4, 12, 16)
+    if fill is not None:
+        g.fill_(fill)
+    return DinoViews((g, None), [(g.clone(), None), (loc, None)], 2, 4, 0)
+
+
+def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def test_step_updates_student_teacher_and_centre() -> None:
+    step = make_step(["dino.freeze_last_layer_epochs=0"])
+    s0, t0 = snapshot(step.student), snapshot(step.teacher)
+    out = step(views(), 0)
+    assert out.updated and torch.isfinite(out.loss)
+    assert out.student_out.shape == (5, 4, 32) and out.teacher_out.shape == (2, 4, 32)
+    key = "head.last_layer.weight"
+    assert not torch.equal(step.student.state_dict()[key], s0[key])
+    assert not torch.equal(step.teacher.state_dict()[key], t0[key])
+    assert step.center.center.abs().sum() > 0
+    # Weight decay is scheduled on the regularised group only.
+    groups = step.optimizer.param_groups
+    assert groups[0]["weight_decay"] == step.schedules.weight_decay(0)
+    assert groups[1]["weight_decay"] == 0.0
+
+
+def test_last_layer_frozen_during_first_epoch() -> None:
+    step = make_step(["dino.freeze_last_layer_epochs=1"])
+    before = step.student.head.last_layer.weight.clone()
+    for i in range(5):
+        step(views(), i)
+    torch.testing.assert_close(step.student.head.last_layer.weight, before)
+    step(views(), 5)
+    assert not torch.equal(step.student.head.last_layer.weight, before)
+
+
+def test_non_finite_step_changes_nothing() -> None:
+    step = make_step([])
+    s0, t0 = snapshot(step.student), snapshot(step.teacher)
+    c0 = step.center.center.clone()
+    out = step(views(fill=float("nan")), 0)
+    assert not out.updated
+    for key, value in step.student.state_dict().items():
+        if "running" not in key and "num_batches" not in key:
+            torch.testing.assert_close(value, s0[key], equal_nan=True)
+    for key, value in step.teacher.state_dict().items():
+        if "running" not in key and "num_batches" not in key:
+            torch.testing.assert_close(value, t0[key])
+    torch.testing.assert_close(step.center.center, c0)

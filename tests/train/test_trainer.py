@@ -1,0 +1,145 @@
+"""The DINO trainer end to end on a tiny corpus: files, exact resume, time budget, collapse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from dino_speech.config import DinoExperimentConfig, apply_overrides, load_config
+from dino_speech.errors import ConfigError
+from dino_speech.models.package import load_embedder
+from dino_speech.train.checkpoint import load_checkpoint
+from dino_speech.train.trainer import DinoTrainer, train_dino
+
+
+def teacher_state(trainer: DinoTrainer) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in trainer.teacher.state_dict().items()}
+
+
+def test_training_writes_the_experiment(tiny_config: DinoExperimentConfig, tmp_path: Path) -> None:
+    cfg = apply_overrides(tiny_config, ["train.tensorboard=true", "train.keep_last=1"])
+    exp = tmp_path / "exp"
+    result = train_dino(cfg, exp, progress=False)
+    assert result.steps == result.total_steps == 8 and result.epochs_done == 2
+    assert not result.stopped_by_time
+    assert load_config(DinoExperimentConfig, exp / "config.yaml") == cfg
+    log = (exp / "train.log").read_text()
+    for key in ("loss=", "teacher_entropy=", "kl=", "embedding_std=", "effective_rank=", "lr="):
+        assert key in log
+    assert list((exp / "tb").glob("events.out.tfevents.*"))
+    names = sorted(p.name for p in (exp / "checkpoints").glob("*.pt"))
+    assert names == ["epoch-0002.pt", "step-00000006.pt"]  # keep_last=1 of each kind
+    # The embedder is the teacher's encoder, also when read from a checkpoint.
+    encoder, fbank, meta = load_embedder(exp / "embedder.pt")
+    assert fbank == cfg.data.features and meta["step"] == 8
+    from_ckpt, _, _ = load_embedder(exp / "checkpoints" / "epoch-0002.pt")
+    feats = torch.randn(2, 40, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(feats), from_ckpt(feats))
+    blob = load_checkpoint(exp / "checkpoints" / "epoch-0002.pt")
+    assert blob["step"] == 8 and blob["epoch"] == 2 and blob["batch_in_epoch"] == 0
+    assert set(blob["ranks"][0]) == {"data", "rng"}
+    assert "augment" in blob["ranks"][0]["rng"]
+
+
+def test_resume_after_a_kill_continues_exactly(
+    tiny_config: DinoExperimentConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = apply_overrides(tiny_config, ["train.checkpoint_every=5"])
+    straight = DinoTrainer(cfg, tmp_path / "straight", progress=False)
+    straight.fit()
+
+    killed_dir = tmp_path / "killed"
+    original = DinoTrainer._train_step
+
+    def dies_at_step_7(self: DinoTrainer, batch: dict) -> None:
+        if self.step == 7:
+            raise RuntimeError("killed")
+        original(self, batch)
+
+    monkeypatch.setattr(DinoTrainer, "_train_step", dies_at_step_7)
+    with pytest.raises(RuntimeError, match="killed"):
+        DinoTrainer(cfg, killed_dir, progress=False).fit()
+    monkeypatch.setattr(DinoTrainer, "_train_step", original)
+    # The newest complete checkpoint is the mid-epoch one of step 5 (epoch 1, batch 1).
+    resumed = DinoTrainer(cfg, killed_dir, progress=False)
+    assert (resumed.step, resumed.epoch, resumed.batch_in_epoch) == (5, 1, 1)
+    result = resumed.fit()
+    assert result.steps == 8
+    assert "resumed from" in (killed_dir / "train.log").read_text()
+    a, b = teacher_state(straight), teacher_state(resumed)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6, msg=key)
+    torch.testing.assert_close(resumed.center.center, straight.center.center)
+
+
+def test_runs_with_different_seeds_differ(
+    tiny_config: DinoExperimentConfig, tmp_path: Path
+) -> None:
+    # Guards the resume test: equal teachers must not come from a run that never moves.
+    one = DinoTrainer(tiny_config, tmp_path / "a", progress=False)
+    before = teacher_state(one)
+    one.fit()
+    other = DinoTrainer(
+        apply_overrides(tiny_config, ["train.seed=1"]), tmp_path / "b", progress=False
+    )
+    other.fit()
+    after, alt = teacher_state(one), teacher_state(other)
+    key = "backbone.embedding.weight"
+    assert not torch.allclose(after[key], before[key])
+    assert not torch.allclose(after[key], alt[key])
+
+
+def test_time_budget_stops_cleanly(tiny_config: DinoExperimentConfig, tmp_path: Path) -> None:
+    cfg = apply_overrides(tiny_config, ["train.max_minutes=0.00001"])
+    result = train_dino(cfg, tmp_path / "exp", progress=False)
+    assert result.stopped_by_time and result.steps == 1
+    assert (tmp_path / "exp" / "embedder.pt").is_file()
+    assert (tmp_path / "exp" / "checkpoints" / "step-00000001.pt").is_file()
+    assert "max_minutes" in result.summary()
+
+
+def test_no_resume_refuses_an_existing_experiment(
+    tiny_config: DinoExperimentConfig, tmp_path: Path
+) -> None:
+    cfg = apply_overrides(tiny_config, ["train.epochs=1"])
+    train_dino(cfg, tmp_path / "exp", progress=False)
+    with pytest.raises(ConfigError, match="already holds checkpoints"):
+        train_dino(cfg, tmp_path / "exp", resume=False, progress=False)
+    # Resuming a finished run does nothing more.
+    assert train_dino(cfg, tmp_path / "exp", progress=False).steps == 4
+
+
+def test_uniform_teacher_is_reported_as_collapse(
+    tiny_config: DinoExperimentConfig, tmp_path: Path
+) -> None:
+    cfg = apply_overrides(
+        tiny_config,
+        [
+            "dino.teacher_temp=1000.0",
+            "dino.warmup_teacher_temp=1000.0",
+            "train.log_every=1",
+            "train.collapse_patience=3",
+        ],
+    )
+    result = train_dino(cfg, tmp_path / "exp", progress=False)
+    assert result.collapse is not None and "COLLAPSED (uniform)" in result.collapse
+    assert "DINO COLLAPSE" in (tmp_path / "exp" / "train.log").read_text()
+
+
+def test_average_last_epochs(tiny_config: DinoExperimentConfig, tmp_path: Path) -> None:
+    cfg = apply_overrides(tiny_config, ["train.average_last=2", "train.keep_last=1"])
+    trainer = DinoTrainer(cfg, tmp_path / "exp", progress=False)
+    trainer.fit()
+    _, _, meta = load_embedder(tmp_path / "exp")
+    assert meta["averaged"] == ["epoch-0001.pt", "epoch-0002.pt"]
+    ckpts = [load_checkpoint(tmp_path / "exp" / "checkpoints" / n) for n in meta["averaged"]]
+    expected = (
+        ckpts[0]["teacher"]["backbone.embedding.weight"]
+        + ckpts[1]["teacher"]["backbone.embedding.weight"]
+    ) / 2
+    blob = torch.load(tmp_path / "exp" / "embedder.pt", weights_only=True)
+    torch.testing.assert_close(blob["state_dict"]["embedding.weight"], expected)
