@@ -34,7 +34,15 @@ import torch
 from dino_speech.config import AugmentConfig
 from dino_speech.data.noise_bank import NoiseBank
 
-__all__ = ["SpecAugment", "WaveAugment", "add_noise_at_snr", "fft_size", "reverberate", "windows"]
+__all__ = [
+    "SpecAugment",
+    "WaveAugment",
+    "add_noise_at_snr",
+    "convolve_spectra",
+    "fft_size",
+    "reverberate",
+    "windows",
+]
 
 _EPS = 1e-10
 
@@ -57,7 +65,7 @@ def fft_size(n: int) -> int:
 
 def power(waves: torch.Tensor) -> torch.Tensor:
     """Mean square of each row: ``(N, S)`` → ``(N,)``."""
-    return waves.square().mean(dim=-1)
+    return torch.linalg.vector_norm(waves, dim=-1).square() / waves.shape[-1]
 
 
 def add_noise_at_snr(
@@ -77,13 +85,18 @@ def reverberate(waves: torch.Tensor, rirs: torch.Tensor) -> torch.Tensor:
     """Convolve each ``(N, S)`` row with its ``(N, L)`` RIR, keep the first ``S`` samples and
     rescale to the dry row's power. With the direct path at index 0 nothing is shifted; a unit
     impulse returns the input."""
+    n = fft_size(waves.shape[-1] + rirs.shape[-1] - 1)
+    return convolve_spectra(waves, torch.fft.rfft(rirs, n=n), n)
+
+
+def convolve_spectra(waves: torch.Tensor, rir_spectra: torch.Tensor, n: int) -> torch.Tensor:
+    """:func:`reverberate` with the RIRs given as ``(N, n // 2 + 1)`` spectra of ``n`` points
+    (``n >= S + L - 1``)."""
     samples = waves.shape[-1]
-    n = fft_size(samples + rirs.shape[-1] - 1)
-    wet = torch.fft.irfft(torch.fft.rfft(waves, n=n) * torch.fft.rfft(rirs, n=n), n=n)
-    wet = wet[..., :samples]
+    wet = torch.fft.irfft(torch.fft.rfft(waves, n=n) * rir_spectra, n=n)[..., :samples]
     wet_power = power(wet)
     scale = torch.sqrt(power(waves) / wet_power.clamp(min=_EPS))
-    return torch.where((wet_power > _EPS)[:, None], wet * scale[:, None], waves)
+    return wet.mul_(torch.where(wet_power > _EPS, scale, torch.zeros_like(scale))[:, None])
 
 
 def windows(
@@ -127,6 +140,7 @@ class WaveAugment:
         self.sample_rate = sample_rate
         self.bank = NoiseBank(cfg, sample_rate, _cuts(noise_cuts), _cuts(rir_cuts), seed=seed)
         self.calls = 0
+        self._spectra: dict[tuple[int, int, str], torch.Tensor] = {}
         self.max_babble = max(1, int(cfg.babble_speakers[1]))
 
     @property
@@ -134,6 +148,18 @@ class WaveAugment:
         """Whether any augmentation can happen at all."""
         c = self.cfg
         return c.noise_prob > 0 or c.reverb_prob > 0 or c.gain_prob > 0
+
+    def _rir_spectra(
+        self, version: int, samples: int, device: torch.device
+    ) -> tuple[torch.Tensor, int]:
+        """FFTs of the whole RIR bank for crops of ``samples``, cached per bank version."""
+        rirs = self.bank.rir_rows(version, device)
+        n = fft_size(samples + rirs.shape[1] - 1)
+        key = (version, n, str(device))
+        if key not in self._spectra:
+            self._spectra = {k: v for k, v in self._spectra.items() if k[0] == version}
+            self._spectra[key] = torch.fft.rfft(rirs, n=n)
+        return self._spectra[key], n
 
     def state_dict(self) -> dict[str, int]:
         return {"calls": self.calls}
@@ -160,9 +186,9 @@ class WaveAugment:
 
         chosen = (u[:, 0] < cfg.reverb_prob).nonzero().squeeze(1)
         if len(chosen):
-            rirs = self.bank.rir_rows(version, device)
-            slot = _index(u[chosen, 1], rirs.shape[0])
-            out[chosen] = reverberate(out[chosen], rirs[slot])
+            spectra, n = self._rir_spectra(version, samples, device)
+            slot = _index(u[chosen, 1], spectra.shape[0])
+            out[chosen] = convolve_spectra(out[chosen], spectra[slot], n)
 
         categories = self.bank.categories
         noisy = u[:, 2] < cfg.noise_prob
@@ -177,11 +203,12 @@ class WaveAugment:
             if category == "speech":
                 low, high = cfg.babble_speakers
                 talkers = low + _index(u[chosen, 5], high - low + 1)
-                segs = windows(rows, slots.flatten(), starts.flatten(), samples)
-                segs = segs.view(len(chosen), kmax, samples)
-                segs = segs / power(segs).clamp(min=_EPS).sqrt()[..., None]
-                keep = torch.arange(kmax, device=device)[None, :] < talkers[:, None]
-                noise = (segs * keep[..., None]).sum(dim=1)
+                crop, talker = (torch.arange(kmax, device=device) < talkers[:, None]).nonzero().T
+                segs = windows(rows, slots[crop, talker], starts[crop, talker], samples)
+                segs = (
+                    segs / power(segs).clamp(min=_EPS).sqrt()[:, None]
+                )  # each talker at unit power
+                noise = segs.new_zeros(len(chosen), samples).index_add_(0, crop, segs)
                 snr_range = cfg.babble_snr
             else:
                 noise = windows(rows, slots[:, 0], starts[:, 0], samples)

@@ -127,6 +127,15 @@ class MultiCropDataset(Dataset):
         }
 
 
+def __getattr__(name: str) -> Any:
+    # `make_dino_loader` lives in sampling.py (which imports this module); also offer it here.
+    if name == "make_dino_loader":
+        from dino_speech.data.sampling import make_dino_loader
+
+        return make_dino_loader
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _stack(crops: list[torch.Tensor], samples: int) -> torch.Tensor:
     return torch.stack(crops) if crops else torch.zeros(0, samples)
 

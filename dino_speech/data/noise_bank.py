@@ -266,12 +266,16 @@ class NoiseBank:
                 except AudioError as exc:
                     self._warn(cut.id, f"{kind} cut '{cut.id}' skipped: {exc}")
             log.warning(
-                "no readable %s audio after %d tries; slot %d left silent",
+                "no readable %s audio after %d tries; slot %d is %s",
                 kind,
                 _MAX_READ_TRIES,
                 slot,
+                "silence" if segment else "a unit impulse (no reverb)",
             )
-            return torch.zeros(length)
+            empty = torch.zeros(length)
+            if not segment:
+                empty[0] = 1.0
+            return empty
 
         return fill
 

@@ -102,6 +102,17 @@ def test_unit_impulse_reverb_is_identity_and_alignment_removes_delay() -> None:
     assert prepare_rir(torch.zeros(100), 50) is None
 
 
+def test_wave_augment_with_impulse_rirs_is_identity(tmp_path: Path) -> None:
+    impulse = torch.zeros(800)
+    impulse[300] = 0.5  # delayed, scaled: aligned and normalised to a unit impulse
+    rirs = _cuts(tmp_path, [("rir-a", None, impulse), ("rir-b", None, -impulse)])
+    aug = WaveAugment(_cfg(reverb_prob=1.0), SR, rir_cuts=rirs)
+    clean = _speech(6, 7000)
+    out = aug(clean, torch.Generator().manual_seed(0))
+    assert torch.allclose(out.abs(), clean.abs(), atol=1e-5)
+    assert aug(clean[:0], torch.Generator()).shape == (0, 7000)
+
+
 def test_reverb_keeps_power_and_alignment() -> None:
     g = torch.Generator().manual_seed(0)
     clean = 0.1 * torch.randn(2, 16000, generator=g)  # white: its correlation peaks only at 0

@@ -94,6 +94,12 @@ def test_shorter_than_one_frame_gives_zero_frames() -> None:
     assert frame_lengths.tolist() == [0, 0, 0]
 
 
+def test_empty_batch() -> None:
+    for mode in ("sliding", "utterance", "none"):
+        feats, frame_lengths = Fbank(FbankConfig(mean_norm=mode))(torch.zeros(0, 16000))
+        assert feats.shape == (0, 98, 80) and frame_lengths.shape == (0,)
+
+
 def _kaldi_sliding_cmn_loop(feats: torch.Tensor, window: int) -> torch.Tensor:
     """Kaldi's SlidingWindowCmn with center=true, norm_vars=false, written as a plain loop."""
     n = feats.shape[0]

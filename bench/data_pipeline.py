@@ -1,0 +1,296 @@
+"""DINO input pipeline throughput: our device-batched pipeline against the per-sample way.
+
+Both pipelines produce the same thing for the same config (default DINO data config: 2 x 4 s
+global + 4 x 2 s local crops per utterance, reverb p=0.45, MUSAN noise p=0.7, 80-dim fbank
+with sliding mean norm), from the same sampler, with the same number of loader workers:
+
+* **ours**: loader workers only read and crop (:func:`make_dino_loader`); the main process
+  moves the crops to ``--device`` and augments (:class:`WaveAugment`, noise and RIRs from
+  banks on the device) and computes fbank (:class:`Fbank`) a whole crop group at a time;
+* **per-sample** (the usual way, e.g. WeSpeaker's or hyperion's loaders): each loader worker
+  reads and crops, then for every crop on its own reads the noise file(s) it draws (1, or 3-7
+  for babble) and an RIR file, mixes, convolves and computes fbank, and returns features.
+  The maths is the same library code (``add_noise_at_snr``, ``reverberate``, ``Fbank``) called
+  per crop, so the difference is only where and how batched the work runs.
+
+On CPU, mind the threads: with the loader workers busy, a main process running more OpenMP
+threads than there are free cores spins and slows down many times (``--threads``, default 1).
+
+It prints crops per second for each and the ratio, timed from the start of each loader
+(worker start-up included) to its ``--batches``-th batch; for ours, the one-off fill of the
+noise banks is timed on its own. Without
+``--corpus`` it writes its own small corpus (speech-like utterances, MUSAN-like noise, music
+and speech files, RIRs) to a temporary folder, so it runs on a bare clone::
+
+    python bench/data_pipeline.py                     # CPU, generated data
+    python bench/data_pipeline.py --device cuda       # augmentation + fbank on the GPU
+    python bench/data_pipeline.py --corpus ../shared/data/fsdd/recordings   # real 8 kHz speech
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from lhotse import CutSet, Recording
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from dino_speech.audio import AudioError, read_cut, write_audio
+from dino_speech.config import DataConfig
+from dino_speech.data import synthetic_noise
+from dino_speech.data.augment import WaveAugment, add_noise_at_snr, reverberate
+from dino_speech.data.features import Fbank
+from dino_speech.data.multicrop import MultiCropDataset
+from dino_speech.data.noise_bank import musan_category, prepare_rir, stable_seed
+from dino_speech.data.sampling import DinoSampler, make_dino_loader, seed_worker
+
+SR = 16000
+
+
+def write_corpus(root: Path, utterances: int, seed: int) -> tuple[CutSet, CutSet, CutSet]:
+    """Speech-like training utterances of 2-8 s, MUSAN-like noise/music/speech files of 5-20 s
+    and 20 RIRs of 0.5-1 s, as wav files under ``root`` and their cuts."""
+    g = torch.Generator().manual_seed(seed)
+    rng = random.Random(seed)
+
+    def write(name: str, wave: torch.Tensor, category: str | None = None) -> Any:
+        path = root / f"{name}.wav"
+        write_audio(path, 0.9 * wave / wave.abs().max().clamp(min=1e-6), SR)
+        cut = Recording.from_file(path, recording_id=name).to_cut()
+        if category:
+            cut.custom = {"category": category}
+        return cut
+
+    train = [
+        write(f"utt{i:04d}", synthetic_noise.speech_like(1, int(rng.uniform(2, 8) * SR), SR, g)[0])
+        for i in tqdm(range(utterances), desc="utterances", leave=False)
+    ]
+    makers = {
+        "noise": synthetic_noise.coloured_noise,
+        "music": synthetic_noise.music_like,
+        "speech": synthetic_noise.speech_like,
+    }
+    noise = [
+        write(f"{cat}-{i:03d}", make(1, int(rng.uniform(5, 20) * SR), SR, g)[0], cat)
+        for cat, make in makers.items()
+        for i in range(12)
+    ]
+    rirs = [
+        write(
+            f"rir-{i:03d}",
+            synthetic_noise.synthetic_rirs(1, SR, (0.2, 0.9), rng.uniform(0.5, 1), g)[0],
+        )
+        for i in range(20)
+    ]
+    return CutSet.from_cuts(train), CutSet.from_cuts(noise), CutSet.from_cuts(rirs)
+
+
+def corpus_from_folder(folder: Path, limit: int) -> CutSet:
+    paths = sorted(folder.glob("*.wav"))[:limit]
+    if not paths:
+        sys.exit(f"no .wav files in {folder}")
+    return CutSet.from_cuts(Recording.from_file(p).to_cut() for p in paths)
+
+
+class PerSampleDataset(MultiCropDataset):
+    """The baseline: read, crop, then augment and fbank every crop alone, in the worker."""
+
+    def __init__(self, cfg: DataConfig, noise_cuts: CutSet, rir_cuts: CutSet, seed: int) -> None:
+        super().__init__(cfg.crops, cfg.features.sample_rate, seed=seed)
+        self.cfg = cfg
+        self.noise = {}
+        for cut in noise_cuts:
+            self.noise.setdefault(musan_category(cut), []).append(cut)
+        self.rirs = list(rir_cuts)
+        self.fbank = Fbank(cfg.features)
+        self.rng = random.Random(seed)  # reseeded per cut: workers must not share one sequence
+
+    def _read_window(self, cut: Any, samples: int) -> torch.Tensor:
+        seconds = samples / self.sample_rate
+        offset = self.rng.uniform(0.0, max(0.0, cut.duration - seconds))
+        wave = read_cut(
+            cut.truncate(offset=offset, duration=min(seconds, cut.duration)), self.sample_rate
+        )
+        return wave.repeat(-(-samples // wave.numel()))[:samples]
+
+    def augment(self, crop: torch.Tensor) -> torch.Tensor:
+        a, rng = self.cfg.augment, self.rng
+        x = crop[None]
+        if rng.random() < a.reverb_prob:
+            rir = read_cut(rng.choice(self.rirs), self.sample_rate)
+            rir = prepare_rir(rir, int(a.rir_max_seconds * self.sample_rate))
+            if rir is not None:
+                x = reverberate(x, rir[None])
+        if rng.random() < a.noise_prob:
+            category = rng.choice(sorted(self.noise))
+            if category == "speech":
+                talkers = rng.randint(*a.babble_speakers)
+                parts = [
+                    self._read_window(rng.choice(self.noise["speech"]), x.shape[1])
+                    for _ in range(talkers)
+                ]
+                noise = sum(p / p.square().mean().sqrt().clamp(min=1e-5) for p in parts)[None]
+                low, high = a.babble_snr
+            else:
+                noise = self._read_window(rng.choice(self.noise[category]), x.shape[1])[None]
+                low, high = a.noise_snr if category == "noise" else a.music_snr
+            x = add_noise_at_snr(x, noise, torch.tensor([rng.uniform(low, high)]))
+        return x
+
+    def __getitem__(self, cuts: Any) -> dict[str, Any]:
+        feats: dict[str, list[torch.Tensor]] = {"global": [], "local": []}
+        for cut in cuts:
+            try:
+                wave = read_cut(cut, self.sample_rate)
+            except AudioError:
+                continue
+            glob, loc = self.crop_cut(cut, wave)
+            self.rng.seed(stable_seed(self.seed, self.epoch, cut.id, "augment"))
+            for name, crops in (("global", glob), ("local", loc)):
+                for crop in crops:
+                    feats[name].append(self.fbank(self.augment(crop))[0][0])
+        return {name: torch.stack(f) for name, f in feats.items()}
+
+
+def run_ours(
+    cfg: DataConfig, cuts: CutSet, noise: CutSet, rirs: CutSet, args: argparse.Namespace
+) -> dict:
+    device = torch.device(args.device)
+    loader, sampler = make_dino_loader(cfg, cuts, seed=args.seed)
+    augment = WaveAugment(cfg.augment, SR, noise, rirs, seed=args.seed)
+    fbank = Fbank(cfg.features).to(device)
+    gen = torch.Generator().manual_seed(args.seed)
+    t0 = time.perf_counter()
+    for category in augment.bank.categories:  # the one-off bank fill, timed on its own
+        augment.bank.noise_rows(category, 0, device)
+    augment.bank.rir_rows(0, device)
+    bank_seconds = time.perf_counter() - t0
+
+    def process(batch: dict[str, Any]) -> int:
+        crops = 0
+        for name in ("global", "local"):
+            waves = batch[name].to(device, non_blocking=True)
+            flat = waves.reshape(-1, waves.shape[-1])
+            feats, _ = fbank(augment(flat, gen), batch[f"{name}_lengths"].reshape(-1).to(device))
+            crops += feats.shape[0]
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return crops
+
+    return timed(loader, process, "ours", args.batches) | {"bank_fill_s": bank_seconds}
+
+
+def run_per_sample(
+    cfg: DataConfig, cuts: CutSet, noise: CutSet, rirs: CutSet, args: argparse.Namespace
+) -> dict:
+    dataset = PerSampleDataset(cfg, noise, rirs, args.seed)
+    sampler = DinoSampler(cuts, batch_size=cfg.batch_size, seed=args.seed, dataset=dataset)
+    loader = DataLoader(
+        dataset,
+        sampler=sampler,
+        batch_size=None,
+        num_workers=cfg.num_workers,
+        worker_init_fn=seed_worker,
+    )
+    return timed(
+        loader,
+        lambda batch: batch["global"].shape[0] + batch["local"].shape[0],
+        "per-sample",
+        args.batches,
+    )
+
+
+def timed(loader: Any, process: Any, name: str, batches: int) -> dict:
+    """Crops per second over the first ``batches`` batches, from the loader's start (worker
+    start-up included, so that batches prefetched during it are paid for)."""
+    crops, first = 0, 0.0
+    start = time.perf_counter()
+    with tqdm(total=batches, desc=name, unit="batch", leave=False) as bar:
+        for i, batch in enumerate(loader):
+            crops += process(batch)
+            bar.update()
+            if i == 0:
+                first = time.perf_counter() - start
+            if i + 1 == batches:
+                break
+    seconds = time.perf_counter() - start
+    return {"crops": crops, "seconds": seconds, "rate": crops / seconds, "first_batch_s": first}
+
+
+def machine(device: str) -> str:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    text = (
+        f"{platform.processor() or platform.machine()}, {cpus} CPUs usable (of {os.cpu_count()}), "
+        f"torch {torch.__version__} with {torch.get_num_threads()} threads, load average {load}"
+    )
+    if device.startswith("cuda"):
+        text += f", device {torch.cuda.get_device_name(torch.device(device))}"
+    return text + f"; augmentation + fbank device: {device}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", type=Path, help="folder of wav files to use as utterances")
+    parser.add_argument(
+        "--utterances", type=int, default=320, help="utterances (generated or read)"
+    )
+    parser.add_argument("--batch-size", type=int, default=16, help="utterances per batch")
+    parser.add_argument("--batches", type=int, default=20, help="timed batches per pipeline")
+    parser.add_argument("--workers", type=int, default=2, help="loader workers for both pipelines")
+    parser.add_argument("--device", default="cpu", help="device for our augmentation and fbank")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads of the main process (ours computes there; the per-sample workers "
+        "use 1 each, as DataLoader sets). More threads than free cores make OpenMP spin.",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        sys.exit("--device cuda given but CUDA is not available")
+    print("machine:", machine(args.device))
+    with tempfile.TemporaryDirectory() as tmp:
+        generated = 0 if args.corpus is not None else args.utterances
+        train, noise, rirs = write_corpus(Path(tmp), generated, args.seed)
+        if args.corpus is not None:
+            train = corpus_from_folder(args.corpus, args.utterances)
+        needed = args.batch_size * args.batches
+        if len(train) < needed:
+            sys.exit(f"need at least {needed} utterances for {args.batches} batches")
+        cfg = DataConfig(batch_size=args.batch_size, num_workers=args.workers)
+        crops_per_utt = cfg.crops.num_global + cfg.crops.num_local
+        print(
+            f"config: {len(train)} utterances, batch {args.batch_size} x {crops_per_utt} crops "
+            f"({cfg.crops.num_global} x {cfg.crops.global_seconds:g} s + {cfg.crops.num_local} x "
+            f"{cfg.crops.local_seconds:g} s), reverb p={cfg.augment.reverb_prob}, noise "
+            f"p={cfg.augment.noise_prob}, {cfg.features.num_mel_bins} mel bins, "
+            f"{cfg.features.mean_norm} mean norm, {args.workers} workers"
+        )
+        base = run_per_sample(cfg, train, noise, rirs, args)
+        ours = run_ours(cfg, train, noise, rirs, args)
+    for label, result in (
+        ("per-sample: workers augment + fbank each crop", base),
+        (f"ours: workers crop, batches on {args.device}", ours),
+    ):
+        extra = f", bank fill {result['bank_fill_s']:.2f} s once" if "bank_fill_s" in result else ""
+        print(
+            f"{label:48s} {result['rate']:8.1f} crops/s ({result['crops']} crops in "
+            f"{result['seconds']:.2f} s; first batch after {result['first_batch_s']:.2f} s{extra})"
+        )
+    print(f"ratio ours / per-sample: {ours['rate'] / base['rate']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
