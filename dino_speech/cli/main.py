@@ -20,6 +20,7 @@ from dino_speech.errors import DinoSpeechError
 
 COMMANDS: dict[str, str] = {
     "prepare": "dino_speech.cli.prepare:prepare",
+    "image": "dino_speech.cli.image:image",
     "score": "dino_speech.cli.score:score",
     "eer": "dino_speech.cli.score:eer",
     "eval-emotion": "dino_speech.cli.emotion:eval_emotion",
