@@ -11,13 +11,21 @@ independent draw of, in this order:
    segments, each at unit power, summed and mixed at ``babble_snr`` (13-20 dB);
 3. **gain** (``gain_prob``): a factor of ``gain_db`` decibels.
 
-The noise and RIRs come from a :class:`~dino_speech.data.noise_bank.NoiseBank` held on the same
-device (MUSAN / RIR manifests, or generated noise and RIRs when none are given), so no file is
-read per crop. Every random number is drawn from the ``generator`` passed in (a CPU
-``torch.Generator`` is best: the draws are then identical on CPU and GPU) in one ``(N, C)``
-matrix, so crop ``i``'s augmentation depends only on the generator state and ``i``, and the bank
-content only on the number of calls: the same seed gives the same output, and
-:meth:`WaveAugment.state_dict` is all a resumed run needs.
+How the noise reaches the device: reading noise files per crop (the usual way) costs one to
+seven reads per crop in the loader workers. Instead the noise and RIRs come from a
+:class:`~dino_speech.data.noise_bank.NoiseBank` held on the same device as the crops: per MUSAN
+category a ``(bank_size, bank_seconds)`` tensor of segments of random files, and a tensor of
+aligned, unit-energy RIRs, from the MUSAN / RIR manifests or generated when none are given. A
+crop takes a random window of a random slot (babble: 3-7 of them), so mixing is one gather.
+Every ``bank_refresh_every`` calls, ``bank_refresh_size`` slots per category are re-read from
+new random files (a few short reads in the training process); the RIR spectra for each crop
+length are computed once per refresh.
+
+Every random number is drawn from the ``generator`` passed in (a CPU ``torch.Generator`` is
+best: the draws are then identical on CPU and GPU) in one ``(N, C)`` matrix, so crop ``i``'s
+augmentation depends only on the generator state and ``i``, and the bank content only on the
+number of calls: the same seed gives the same output, and :meth:`WaveAugment.state_dict` (the
+call count) with the generator state is all a resumed run needs.
 
 :class:`SpecAugment` masks time and frequency stripes of features; the trainer applies it to the
 student's crops only.
@@ -33,6 +41,7 @@ import torch
 
 from dino_speech.config import AugmentConfig
 from dino_speech.data.noise_bank import NoiseBank
+from dino_speech.errors import ConfigError
 
 __all__ = [
     "SpecAugment",
@@ -136,6 +145,7 @@ class WaveAugment:
         *,
         seed: int = 0,
     ) -> None:
+        _validate(cfg)
         self.cfg = cfg
         self.sample_rate = sample_rate
         self.bank = NoiseBank(cfg, sample_rate, _cuts(noise_cuts), _cuts(rir_cuts), seed=seed)
@@ -267,6 +277,32 @@ class SpecAugment:
         applied = (u[:, 0] < cfg.specaug_prob)[:, None, None]
         masked = applied & (in_time[:, :, None] | in_freq[:, None, :])
         return feats.masked_fill(masked, 0.0)
+
+
+def _validate(cfg: AugmentConfig) -> None:
+    """Raise ConfigError (naming the ``data.augment`` key) for values that make no sense."""
+    for name in ("noise_prob", "reverb_prob", "gain_prob", "specaug_prob"):
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            raise ConfigError(f"augment.{name} must be in [0, 1], got {getattr(cfg, name)}")
+    for name in ("noise_snr", "music_snr", "babble_snr", "gain_db", "synthetic_rt60"):
+        low, high = getattr(cfg, name)
+        if low > high:
+            raise ConfigError(
+                f"augment.{name} must be (low, high) with low <= high, got {low, high}"
+            )
+    low, high = cfg.babble_speakers
+    if not 1 <= low <= high:
+        raise ConfigError(
+            f"augment.babble_speakers must be (low, high) with 1 <= low <= high, got {low, high}"
+        )
+    for name in ("bank_size", "synthetic_bank_size", "bank_refresh_every", "bank_refresh_size"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"augment.{name} must be >= 1, got {getattr(cfg, name)}")
+    for name in ("bank_seconds", "rir_max_seconds"):
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(f"augment.{name} must be positive, got {getattr(cfg, name)}")
+    if cfg.synthetic_rt60[0] <= 0:
+        raise ConfigError(f"augment.synthetic_rt60 must be positive, got {cfg.synthetic_rt60}")
 
 
 def _index(u: torch.Tensor, count: int | torch.Tensor) -> torch.Tensor:

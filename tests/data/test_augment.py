@@ -21,7 +21,7 @@ from dino_speech.data.augment import (
     windows,
 )
 from dino_speech.data.noise_bank import NoiseBank, musan_category, prepare_rir
-from dino_speech.errors import DataError
+from dino_speech.errors import ConfigError, DataError
 
 SR = 16000
 # small banks keep the tests fast; the maths does not depend on the bank size
@@ -299,3 +299,17 @@ def test_specaugment_masks() -> None:
     assert torch.equal(out, again)
     off = SpecAugment(AugmentConfig(specaug_prob=0.0))(feats, torch.Generator().manual_seed(0))
     assert torch.equal(off, feats)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("noise_prob", 1.5),
+        ("music_snr", (18.0, 3.0)),
+        ("babble_speakers", (0, 3)),
+        ("bank_size", 0),
+    ],
+)
+def test_bad_augment_config_is_a_config_error(key: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=key):
+        WaveAugment(_cfg(**{key: value}), SR)
