@@ -215,9 +215,8 @@ class WaveAugment:
                 talkers = low + _index(u[chosen, 5], high - low + 1)
                 crop, talker = (torch.arange(kmax, device=device) < talkers[:, None]).nonzero().T
                 segs = windows(rows, slots[crop, talker], starts[crop, talker], samples)
-                segs = (
-                    segs / power(segs).clamp(min=_EPS).sqrt()[:, None]
-                )  # each talker at unit power
+                # each talker at unit power, then summed per crop
+                segs = segs / power(segs).clamp(min=_EPS).sqrt()[:, None]
                 noise = segs.new_zeros(len(chosen), samples).index_add_(0, crop, segs)
                 snr_range = cfg.babble_snr
             else:
