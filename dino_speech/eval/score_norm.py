@@ -40,7 +40,8 @@ def cohort_statistics(
     mu = np.empty(U.shape[0])
     sigma = np.empty(U.shape[0])
     starts = range(0, U.shape[0], block)
-    for start in tqdm(starts, desc="cohort scores", unit="block", disable=not progress):
+    bar = tqdm(starts, desc="cohort scores", unit="block", disable=not progress or len(starts) < 2)
+    for start in bar:
         S = U[start : start + block] @ cohort.T  # (b, C)
         if k < C:
             S = np.partition(S, C - k, axis=1)[:, C - k :]

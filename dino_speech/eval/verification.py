@@ -1,4 +1,6 @@
-"""Speaker verification: trial lists, cosine scoring, EER and normalised minDCF.
+"""Speaker verification: cosine scoring, score normalisation, EER and normalised minDCF.
+
+Trial lists and score files are read by :mod:`dino_speech.eval.trials` (re-exported here).
 
 Metrics are computed from the detection operating points, all obtained with ONE sort of the
 scores (:func:`operating_points`): a trial is accepted when its score is ``>= t``, and ``t``
@@ -27,12 +29,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from dino_speech.embeddings import as_table
 from dino_speech.errors import DataError
+from dino_speech.eval.trials import (
+    Trials,
+    check_classes,
+    read_scores,
+    read_trials,
+    scores_for_trials,
+    write_scores,
+)
 
 __all__ = [
     "OperatingPoints",
@@ -50,142 +59,6 @@ __all__ = [
     "verification_metrics",
     "write_scores",
 ]
-
-_KALDI_LABELS = {"target": True, "nontarget": False}
-_VOX_LABELS = {"1": True, "0": False}
-
-
-@dataclass
-class Trials:
-    """A trial list: ``enroll[i]`` against ``test[i]``, ``labels[i]`` True for a target trial."""
-
-    enroll: list[str]
-    test: list[str]
-    labels: np.ndarray  # (N,) bool
-
-    def __len__(self) -> int:
-        return len(self.enroll)
-
-    @property
-    def num_targets(self) -> int:
-        return int(self.labels.sum())
-
-    @property
-    def num_nontargets(self) -> int:
-        return len(self) - self.num_targets
-
-    def check_both_classes(self, where: str = "trial list") -> None:
-        """Raise DataError unless there are target and non-target trials."""
-        _check_classes(self.labels, where)
-
-
-def read_trials(path: str | Path) -> Trials:
-    """Read a trial list in Kaldi form (``utt1 utt2 target|nontarget``) or VoxCeleb form
-    (``1|0 utt1 utt2``); the form is detected per line, blank lines and ``#`` comments skipped.
-
-    Raises:
-        DataError: missing file, malformed line (named with its number), or no trials.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"trial list not found: {path}")
-    enroll: list[str] = []
-    test: list[str] = []
-    labels: list[bool] = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            fields = line.split()
-            if not fields or fields[0].startswith("#"):
-                continue
-            if len(fields) == 3 and fields[2] in _KALDI_LABELS:
-                enroll.append(fields[0])
-                test.append(fields[1])
-                labels.append(_KALDI_LABELS[fields[2]])
-            elif len(fields) == 3 and fields[0] in _VOX_LABELS:
-                enroll.append(fields[1])
-                test.append(fields[2])
-                labels.append(_VOX_LABELS[fields[0]])
-            else:
-                raise DataError(
-                    f"{path}:{lineno}: expected 'UTT1 UTT2 target|nontarget' (Kaldi) or "
-                    f"'1|0 UTT1 UTT2' (VoxCeleb), got '{line.strip()[:80]}'"
-                )
-    if not enroll:
-        raise DataError(f"{path}: the trial list is empty")
-    return Trials(enroll, test, np.asarray(labels, dtype=bool))
-
-
-def read_scores(path: str | Path) -> tuple[list[str], list[str], np.ndarray]:
-    """Read a score file of ``utt1 utt2 score`` lines → ``(enroll, test, scores float64)``."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"score file not found: {path}")
-    enroll: list[str] = []
-    test: list[str] = []
-    scores: list[float] = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            fields = line.split()
-            if not fields or fields[0].startswith("#"):
-                continue
-            try:
-                if len(fields) != 3:
-                    raise ValueError
-                value = float(fields[2])
-            except ValueError:
-                raise DataError(
-                    f"{path}:{lineno}: expected 'UTT1 UTT2 SCORE', got '{line.strip()[:80]}'"
-                ) from None
-            enroll.append(fields[0])
-            test.append(fields[1])
-            scores.append(value)
-    if not scores:
-        raise DataError(f"{path}: the score file is empty")
-    return enroll, test, np.asarray(scores, dtype=np.float64)
-
-
-def write_scores(path: str | Path, trials: Trials, scores: np.ndarray) -> Path:
-    """Write ``utt1 utt2 score`` lines, one per trial, in trial order."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
-        f.writelines(
-            f"{e} {t} {s:.6f}\n"
-            for e, t, s in zip(trials.enroll, trials.test, scores.tolist(), strict=True)
-        )
-    return path
-
-
-def scores_for_trials(
-    trials: Trials, enroll: Sequence[str], test: Sequence[str], scores: np.ndarray, where: str
-) -> np.ndarray:
-    """Pick the score of every trial from a score list (any order, extra pairs ignored).
-
-    Raises:
-        DataError: trials without a score (count and the first few), or a pair scored twice
-            with different values.
-    """
-    if list(enroll) == trials.enroll and list(test) == trials.test:
-        return np.asarray(scores, dtype=np.float64)
-    lookup: dict[tuple[str, str], float] = {}
-    for e, t, s in zip(enroll, test, np.asarray(scores).tolist(), strict=True):
-        if lookup.setdefault((e, t), s) != s:
-            raise DataError(f"{where}: pair '{e} {t}' is scored twice with different values")
-    out = np.empty(len(trials), dtype=np.float64)
-    missing: list[str] = []
-    for i, pair in enumerate(zip(trials.enroll, trials.test, strict=True)):
-        s = lookup.get(pair)
-        if s is None:
-            missing.append(" ".join(pair))
-            continue
-        out[i] = s
-    if missing:
-        raise DataError(
-            f"{where}: {len(missing)} of {len(trials)} trials have no score "
-            f"(first: {'; '.join(missing[:3])})"
-        )
-    return out
-
 
 # --------------------------------------------------------------------------- metrics
 
@@ -253,7 +126,7 @@ def operating_points(
     labels = np.asarray(labels).ravel().astype(bool)
     if scores.shape != labels.shape:
         raise DataError(f"{scores.size} scores but {labels.size} labels")
-    _check_classes(labels, "trial list")
+    check_classes(labels, "trial list")
     if not np.isfinite(scores).all():
         raise DataError(f"{int((~np.isfinite(scores)).sum())} scores are NaN or infinite")
     n_tar = int(labels.sum())
@@ -356,7 +229,9 @@ def score_trials(
 
     Args:
         embeddings: ``{id: vector}`` or ``(ids, X (N, D))``.
-        trials: from :func:`read_trials`; every id must have an embedding.
+        trials: from :func:`read_trials`; every id must have an embedding. A path-like id of an
+            official VoxCeleb list (``id10270/x6uYqmx31kE/00001.wav``) that is not an embedding
+            id is looked up as ``id10270-x6uYqmx31kE-00001``, the id ``data_prep`` gives it.
         norm: ``"none"``, ``"snorm"`` (symmetric normalisation over the whole cohort) or
             ``"asnorm"`` (adaptive: statistics of the ``top_n`` highest cohort scores).
         cohort: ``(C, D)`` cohort embeddings, required by S-norm / AS-norm.
@@ -369,6 +244,7 @@ def score_trials(
 
     ids, X = as_table(embeddings)
     index = {u: i for i, u in enumerate(ids)}
+    trials = _alias_path_ids(trials, index)
     check_trial_ids(trials, index)
     if mean is not None:
         mean = np.asarray(mean, dtype=np.float32).ravel()
@@ -402,19 +278,25 @@ def score_trials(
     return normalize_scores(scores, e_idx, t_idx, mu, sigma)
 
 
+def _alias_path_ids(trials: Trials, known: Mapping[str, int]) -> Trials:
+    """Trials with unknown ``a/b/c.wav`` ids replaced by ``a-b-c`` where that id is known."""
+    alias: dict[str, str] = {}
+    for u in {*trials.enroll, *trials.test}:
+        if u not in known and "/" in u:
+            candidate = "-".join(u.rsplit(".", 1)[0].split("/"))
+            if candidate in known:
+                alias[u] = candidate
+    if not alias:
+        return trials
+    return Trials(
+        [alias.get(u, u) for u in trials.enroll],
+        [alias.get(u, u) for u in trials.test],
+        trials.labels,
+    )
+
+
 def _prepare(X: np.ndarray, mean: np.ndarray | None) -> np.ndarray:
     X = np.asarray(X, dtype=np.float32)
     if mean is not None:
         X = X - mean
     return l2_normalize(X)
-
-
-def _check_classes(labels: np.ndarray, where: str) -> None:
-    if labels.size == 0:
-        raise DataError(f"the {where} is empty")
-    n_tar = int(labels.sum())
-    if n_tar == 0 or n_tar == labels.size:
-        kind = "target" if n_tar else "non-target"
-        raise DataError(
-            f"the {where} holds only {kind} trials ({labels.size}); EER and minDCF need both"
-        )

@@ -187,6 +187,21 @@ def test_unknown_utterances_are_counted_and_named():
         score_trials((ids, X), trials)
 
 
+def test_voxceleb_path_ids_map_to_utterance_ids():
+    ids = ["id10270-x6uYqmx31kE-00001", "id10270-8jEAjG6SegY-00008", "id10300-ZkwgU4hbmbw-00002"]
+    X = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]], dtype=np.float32)
+    trials = _trials(
+        [
+            ("id10270/x6uYqmx31kE/00001.wav", "id10270/8jEAjG6SegY/00008.wav", True),
+            ("id10270/x6uYqmx31kE/00001.wav", "id10300/ZkwgU4hbmbw/00002.wav", False),
+        ]
+    )
+    np.testing.assert_allclose(score_trials((ids, X), trials), [0.8, 0.0], atol=1e-6)
+    trials.enroll[0] = "id1/none/1.wav"
+    with pytest.raises(DataError, match="1 utterances .*id1/none/1.wav.*look like file names"):
+        score_trials((ids, X), trials)
+
+
 def test_scores_for_trials_joins_by_pair(tmp_path):
     trials = _trials([("a", "b", True), ("a", "c", False)])
     (tmp_path / "s").write_text("a c -0.5\nq r 9\na b 0.75\n")
