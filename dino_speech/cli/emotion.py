@@ -92,8 +92,8 @@ def eval_emotion(
     """Cross-validated emotion probe on frozen embeddings: micro-F1 (= accuracy for
     single-label classes, the paper's metric), macro-F1, UAR and per-class recall.
 
+    \b
     Example (IEMOCAP, leave one session out):
-
         dino-speech eval-emotion --embeddings exp/emb/iemocap/xvector.scp \\
             --labels data/iemocap/all/utt2emo --groups data/iemocap/all/utt2sess --json
     """

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _P_TARGETS = (0.01, 0.05)
 
@@ -97,8 +101,8 @@ def score(
 ) -> None:
     """Score a trial list by cosine similarity and report EER and minDCF.
 
+    \b
     Example:
-
         dino-speech score --trials data/test/trials --embeddings exp/emb/test/xvector.scp \\
             --norm asnorm --cohort exp/emb/train/xvector.scp --top-n 300 --json
     """
@@ -113,7 +117,7 @@ def score(
     ids, X = read_embeddings(embeddings)
     mean = None
     if mean_from is not None:
-        mean_ids, M = read_embeddings(mean_from)
+        _, M = read_embeddings(mean_from)
         if M.shape[1] != X.shape[1]:
             raise DataError(f"--mean-from embeddings have dimension {M.shape[1]}, not {X.shape[1]}")
         mean = M.mean(axis=0)
@@ -146,8 +150,8 @@ def eer(
 ) -> None:
     """EER and minDCF of precomputed scores against a trial list's labels.
 
+    \b
     Example:
-
         dino-speech eer --trials data/test/trials --scores exp/scores/test.txt --json
     """
     from dino_speech.eval.verification import read_scores, read_trials, scores_for_trials
@@ -160,7 +164,12 @@ def eer(
 
 
 def _report(
-    scores, labels, p_targets: tuple[float, ...], det_plot: Path | None, as_json: bool, name: str
+    scores: np.ndarray,
+    labels: np.ndarray,
+    p_targets: tuple[float, ...],
+    det_plot: Path | None,
+    as_json: bool,
+    name: str,
 ) -> None:
     from dino_speech.eval.verification import operating_points
 
