@@ -280,8 +280,8 @@ def articulate(
 ) -> Tracks:
     """Draw a random phone sequence for ``voice`` and return its articulation tracks."""
     sr = sample_rate
-    lead = int(sr * rng.uniform(0.05, 0.25))
-    trail = int(sr * rng.uniform(0.05, 0.2))
+    lead = int(min(sr * rng.uniform(0.05, 0.25), 0.15 * num_samples))
+    trail = int(min(sr * rng.uniform(0.05, 0.2), 0.15 * num_samples))
     speech = max(1, num_samples - lead - trail)
     segments = [_Segment(lead, None)] + _sequence(rng, sr, voice, speech)
     lengths = np.array([s.samples for s in segments])

@@ -70,9 +70,9 @@ class EmotionProfile:
 # anger and joy raise F0, range, rate and effort; sadness lowers them and breathes more.
 EMOTIONS: dict[str, EmotionProfile] = {
     "neutral": EmotionProfile(1.00, 1.00, 1.00, 0.0, 2.0, 0.0, 0.0, 0.60, 1.00),
-    "happy": EmotionProfile(1.20, 1.55, 1.08, 3.0, 4.0, 1.5, -1.0, 0.55, 1.00),
-    "angry": EmotionProfile(1.13, 1.30, 1.14, 7.0, 7.0, 3.5, -5.0, 0.42, 1.35),
-    "sad": EmotionProfile(0.90, 0.50, 0.80, -4.0, 0.5, -2.5, 5.0, 0.72, 1.15),
+    "happy": EmotionProfile(1.15, 1.30, 1.05, 3.0, 4.0, 1.0, -1.0, 0.55, 1.00),
+    "angry": EmotionProfile(1.10, 1.20, 1.08, 6.0, 6.0, 2.0, -3.0, 0.45, 1.25),
+    "sad": EmotionProfile(0.93, 0.70, 0.87, -4.0, 0.5, -1.5, 3.0, 0.70, 1.10),
 }
 EMOTION_PROBS: dict[str, float] = {"neutral": 0.4, "happy": 0.2, "angry": 0.2, "sad": 0.2}
 
@@ -105,13 +105,13 @@ def sample_speaker_traits(rng: np.random.Generator) -> SpeakerTraits:
     return SpeakerTraits(
         sex="female" if female else "male",
         f0_mean_hz=f0,
-        f0_range_st=float(rng.uniform(1.2, 4.0)),
+        f0_range_st=float(rng.uniform(1.0, 5.0)),
         formant_scale=formant_scale,
-        tilt_db_oct=float(rng.normal(-1.5, 1.5)),
+        tilt_db_oct=float(np.clip(rng.normal(-1.5, 2.5), -8.0, 4.0)),
         breathiness_db=float(rng.uniform(-32.0, -10.0)),
         jitter_pct=float(np.exp(rng.uniform(np.log(0.25), np.log(2.5)))),
         shimmer_pct=float(rng.uniform(1.5, 10.0)),
-        speaking_rate=float(np.exp(rng.uniform(np.log(0.78), np.log(1.28)))),
+        speaking_rate=float(np.exp(rng.uniform(np.log(0.7), np.log(1.4)))),
     )
 
 
@@ -126,14 +126,14 @@ def realise_voice(traits: SpeakerTraits, emotion: str, rng: np.random.Generator)
     if emotion not in EMOTIONS:
         raise ValueError(f"unknown emotion '{emotion}'; valid: {', '.join(EMOTIONS)}")
     e = EMOTIONS[emotion]
-    jitter_scale = e.jitter_scale * float(np.exp(rng.normal(0.0, 0.1)))
+    jitter_scale = e.jitter_scale * float(np.exp(rng.normal(0.0, 0.07)))
     return UtteranceVoice(
         f0_mean_hz=traits.f0_mean_hz * e.f0_scale * float(np.exp(rng.normal(0.0, 0.03))),
-        f0_range_st=traits.f0_range_st * e.range_scale * float(np.exp(rng.normal(0.0, 0.1))),
+        f0_range_st=traits.f0_range_st * e.range_scale * float(np.exp(rng.normal(0.0, 0.07))),
         # the vocal tract barely changes; a little articulation variation only
         formant_scale=traits.formant_scale * float(np.exp(rng.normal(0.0, 0.01))),
         tilt_db_oct=traits.tilt_db_oct + e.tilt_shift_db_oct + float(rng.normal(0.0, 0.3)),
-        breathiness_db=traits.breathiness_db + e.breath_shift_db + float(rng.normal(0.0, 1.5)),
+        breathiness_db=traits.breathiness_db + e.breath_shift_db + float(rng.normal(0.0, 1.0)),
         jitter_pct=traits.jitter_pct * jitter_scale,
         shimmer_pct=traits.shimmer_pct * jitter_scale,
         speaking_rate=traits.speaking_rate * e.rate_scale * float(np.exp(rng.normal(0.0, 0.04))),
