@@ -20,26 +20,28 @@ resnet_tiny    ResNet with 8 base channels and one block per stage        128   
 
 from __future__ import annotations
 
+import importlib
 import inspect
-from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
 from dino_speech.errors import ConfigError
-from dino_speech.models.ecapa import EcapaEncoder
-from dino_speech.models.resnet import ResNetEncoder
 
 __all__ = ["ENCODERS", "build_encoder", "list_encoders"]
 
-# name → (class, preset keyword arguments)
-ENCODERS: dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]] = {
-    "ecapa_c512": (EcapaEncoder, {"channels": 512, "embed_dim": 192}),
-    "ecapa_c1024": (EcapaEncoder, {"channels": 1024, "embed_dim": 192}),
-    "resnet34": (ResNetEncoder, {"base_channels": 32, "blocks": (3, 4, 6, 3), "embed_dim": 256}),
-    "lresnet34": (ResNetEncoder, {"base_channels": 16, "blocks": (3, 4, 6, 3), "embed_dim": 256}),
+_ECAPA = "dino_speech.models.ecapa:EcapaEncoder"
+_RESNET = "dino_speech.models.resnet:ResNetEncoder"
+
+# name → ("module:class", preset keyword arguments); classes are imported on first use, so
+# building a ResNet never imports speechbrain.
+ENCODERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "ecapa_c512": (_ECAPA, {"channels": 512, "embed_dim": 192}),
+    "ecapa_c1024": (_ECAPA, {"channels": 1024, "embed_dim": 192}),
+    "resnet34": (_RESNET, {"base_channels": 32, "blocks": (3, 4, 6, 3), "embed_dim": 256}),
+    "lresnet34": (_RESNET, {"base_channels": 16, "blocks": (3, 4, 6, 3), "embed_dim": 256}),
     "ecapa_tiny": (
-        EcapaEncoder,
+        _ECAPA,
         {
             "channels": 64,
             "embed_dim": 128,
@@ -48,7 +50,7 @@ ENCODERS: dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]] = {
             "res2net_scale": 4,
         },
     ),
-    "resnet_tiny": (ResNetEncoder, {"base_channels": 8, "blocks": (1, 1, 1, 1), "embed_dim": 128}),
+    "resnet_tiny": (_RESNET, {"base_channels": 8, "blocks": (1, 1, 1, 1), "embed_dim": 128}),
 }
 
 
@@ -66,7 +68,9 @@ def build_encoder(name: str, feat_dim: int = 80, **kwargs: Any) -> nn.Module:
     """
     if name not in ENCODERS:
         raise ConfigError(f"unknown encoder '{name}'; valid encoders: {', '.join(list_encoders())}")
-    cls, preset = ENCODERS[name]
+    target, preset = ENCODERS[name]
+    module, attr = target.split(":")
+    cls = getattr(importlib.import_module(module), attr)
     params = inspect.signature(cls).parameters
     unknown = sorted(k for k in kwargs if k not in params or k == "feat_dim")
     if unknown:

@@ -414,6 +414,9 @@ def train_dino(
 ) -> TrainResult:
     """Train DINO as ``cfg`` says, in ``exp_dir`` (one process, or each ``torchrun`` rank)."""
     ctx = init_distributed(cfg.train.device)
+    if ctx.device.type == "cuda":
+        # Crops have fixed sizes, so cuDNN's per-shape algorithm search pays off.
+        torch.backends.cudnn.benchmark = True
     try:
         return DinoTrainer(cfg, exp_dir, resume=resume, dist_ctx=ctx, progress=progress).fit()
     finally:
