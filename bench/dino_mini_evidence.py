@@ -1,6 +1,7 @@
 """Evidence that DINO learns: speaker-verification EER on the synthetic corpus of
 (1) the mini recipe's encoder after a short CPU training run, (2) the same encoder untrained
-(the run's initial weights), (3) log-Mel statistics (mean and std of 80 log-Mel bins).
+(the run's initial weights), (3) the log-Mel statistics baseline of ``bench/baseline_logmel.py``
+(mean and std of 40 log-Mel bands), plain and with the train-set mean removed.
 
     python bench/dino_mini_evidence.py --corpus data/synthetic --exp-dir exp/mini
 
@@ -13,7 +14,6 @@ embeddings are of whole test utterances, scored by cosine on ``CORPUS/test/trial
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import time
 from pathlib import Path
@@ -25,7 +25,7 @@ from tqdm import tqdm
 from dino_speech.audio import read_audio
 from dino_speech.config import DinoExperimentConfig, FbankConfig, load_config
 from dino_speech.data.features import Fbank
-from dino_speech.data.manifests import read_kaldi_list
+from dino_speech.data.manifests import load_cuts, read_kaldi_list
 from dino_speech.eval.verification import compute_eer, read_trials, score_trials
 from dino_speech.models.package import load_embedder
 from dino_speech.models.registry import build_encoder
@@ -35,20 +35,29 @@ REPO = Path(__file__).resolve().parents[1]
 
 @torch.no_grad()
 def embed_utterances(
-    encoder: torch.nn.Module | None, features: FbankConfig, wav_scp: dict[str, str]
+    encoder: torch.nn.Module, features: FbankConfig, wav_scp: dict[str, str]
 ) -> dict[str, np.ndarray]:
-    """Whole-utterance embeddings; ``encoder=None`` gives log-Mel mean+std statistics."""
+    """Whole-utterance embeddings of ``encoder`` (in eval mode) on ``features``."""
     fbank = Fbank(features)
     out = {}
     for utt, path in tqdm(sorted(wav_scp.items()), desc="embedding", unit="utt", leave=False):
-        wave = read_audio(path, features.sample_rate)
-        feats, _ = fbank(wave.unsqueeze(0))
-        if encoder is None:
-            vec = torch.cat([feats.mean(1), feats.std(1)], dim=-1)[0]
-        else:
-            vec = encoder(feats)[0]
-        out[utt] = vec.float().numpy()
+        feats, _ = fbank(read_audio(path, features.sample_rate).unsqueeze(0))
+        out[utt] = encoder(feats)[0].float().numpy()
     return out
+
+
+def logmel_baselines(corpus: Path) -> dict[str, dict[str, np.ndarray]]:
+    """The two log-Mel statistics baselines of ``bench/baseline_logmel.py``."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from baseline_logmel import logmel_stats
+
+    test = logmel_stats(load_cuts(corpus / "synthetic_cuts_test.jsonl.gz"), "log-Mel (test)")
+    train = logmel_stats(load_cuts(corpus / "synthetic_cuts_train.jsonl.gz"), "log-Mel (train)")
+    mean = np.mean(list(train.values()), axis=0)
+    return {
+        "log-Mel mean+std": test,
+        "log-Mel, train mean removed": {k: v - mean for k, v in test.items()},
+    }
 
 
 def eer_of(embeddings: dict[str, np.ndarray], trials_path: Path) -> float:
@@ -102,19 +111,17 @@ def main() -> None:
     untrained = build_encoder(
         cfg.model.name, feat_dim=features.num_mel_bins, **cfg.model.kwargs
     ).eval()
-    baseline_features = copy.deepcopy(features)
-    baseline_features.num_mel_bins, baseline_features.mean_norm = 80, "none"
 
     wav_scp = read_kaldi_list(args.corpus / "test" / "wav.scp")
     trials = args.corpus / "test" / "trials"
     rows = [
         ("DINO, trained", eer_of(embed_utterances(trained, features, wav_scp), trials)),
         ("same encoder, untrained", eer_of(embed_utterances(untrained, features, wav_scp), trials)),
-        ("log-Mel mean+std", eer_of(embed_utterances(None, baseline_features, wav_scp), trials)),
     ]
+    rows += [(name, eer_of(emb, trials)) for name, emb in logmel_baselines(args.corpus).items()]
     print(f"\n{cfg.model.name} on {args.corpus} ({len(wav_scp)} test utterances); {trained_info}")
     for name, eer in rows:
-        print(f"  {name:<26} EER {eer:6.2f}%")
+        print(f"  {name:<28} EER {eer:6.2f}%")
     sys.stdout.flush()
 
 

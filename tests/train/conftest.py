@@ -1,4 +1,4 @@
-"""Fixtures of the training tests: a tiny corpus and a DINO config that trains in seconds."""
+"""Fixture of the training tests: a DINO config that trains in seconds."""
 
 from __future__ import annotations
 
@@ -43,18 +43,8 @@ TINY = [
 ]
 
 
-@pytest.fixture(scope="session")
-def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from data_prep.synthetic import prepare_synthetic
-
-    out = tmp_path_factory.mktemp("dino_corpus")
-    prepare_synthetic(
-        out, num_speakers=6, utts_per_speaker=4, duration_range=(0.6, 1.2), num_test_speakers=2
-    )
-    return out
-
-
 @pytest.fixture()
-def tiny_config(tiny_corpus: Path) -> DinoExperimentConfig:
-    cuts = tiny_corpus / "synthetic_cuts_train.jsonl.gz"
+def tiny_config(synthetic_corpus: Path) -> DinoExperimentConfig:
+    """A DINO run on the shared tiny synthetic corpus: 2 epochs of 4 steps, in seconds."""
+    cuts = synthetic_corpus / "synthetic_cuts_train.jsonl.gz"
     return apply_overrides(DinoExperimentConfig(), [f"data.train_cuts={cuts}", *TINY])
