@@ -94,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--init", choices=["random", "kmeans++"], default="random", help="initialisation"
     )
+    parser.add_argument(
+        "--tol",
+        type=float,
+        default=0.0,
+        help="faiss: stop once the objective moves by less than this fraction (0: run --niter)",
+    )
     parser.add_argument("--batch-size", type=int, default=8192, help="MiniBatchKMeans batch size")
     parser.add_argument(
         "--backends", default="faiss,sklearn", help="comma-separated: faiss, sklearn"
@@ -120,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"data: {args.n} x {args.dim} float32 ({args.n * args.dim * 4 / GB:.2f} GB), "
         f"{components} components, spread {args.spread}; k={args.k}, niter={args.niter}, "
-        f"init={args.init}, MiniBatchKMeans batch {args.batch_size}, "
+        f"init={args.init}, tol={args.tol}, MiniBatchKMeans batch {args.batch_size}, "
         f"threads {args.threads or 'all'}"
     )
     X, truth = gaussian_mixture(args.n, args.dim, components, args.spread, args.seed)
@@ -140,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                 niter=args.niter,
                 init=args.init,
                 seed=args.seed,
+                tol=args.tol,
                 algorithm="minibatch",
                 batch_size=args.batch_size,
                 progress=True,

@@ -396,6 +396,9 @@ class ClusterConfig:
     max_preclusters: int = 20000
     kmeans_iters: int = 20
     kmeans_init: Literal["random", "kmeans++"] = "random"
+    # faiss only: stop once an iteration changes the k-means objective by less than this
+    # fraction (0: always run kmeans_iters iterations).
+    kmeans_tol: float = 1e-4
     # scikit-learn only: "auto" uses MiniBatchKMeans above 50000 points, KMeans below.
     sklearn_algorithm: Literal["auto", "lloyd", "minibatch"] = "auto"
     minibatch_size: int = 4096

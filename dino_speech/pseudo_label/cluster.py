@@ -162,6 +162,7 @@ def kmeans(
     niter: int = 20,
     init: Literal["random", "kmeans++"] = "random",
     seed: int = 0,
+    tol: float = 0.0,
     algorithm: Literal["auto", "lloyd", "minibatch"] = "auto",
     batch_size: int = 4096,
     progress: bool = False,
@@ -173,7 +174,9 @@ def kmeans(
     has no spherical k-means: it runs Euclidean k-means on the unit vectors and only the
     returned centroids are renormalised. ``algorithm`` and ``batch_size`` apply to scikit-learn
     only (``"auto"``: MiniBatchKMeans above 50000 points). ``niter`` is Lloyd iterations
-    (faiss, KMeans) or passes over the data (MiniBatchKMeans).
+    (faiss, KMeans) or passes over the data (MiniBatchKMeans). ``tol`` (faiss only): stop
+    early once an iteration changes the k-means objective by less than this fraction
+    (0: always run ``niter`` iterations); scikit-learn keeps its own convergence rules.
     """
     X = validate_embeddings(X)
     n = X.shape[0]
@@ -183,30 +186,39 @@ def kmeans(
         raise ConfigError(f"k-means needs at least one iteration, got niter={niter}")
     if init not in ("random", "kmeans++"):
         raise ConfigError(f"unknown k-means init '{init}'; valid: random, kmeans++")
+    if tol < 0:
+        raise ConfigError(f"k-means tol must be >= 0, got {tol}")
     which = resolve_backend(backend)
+    logger.info("k-means (%s): clustering %d x %d into %d clusters", which, n, X.shape[1], k)
     start = time.perf_counter()
     if which == "faiss":
-        labels, centroids = _faiss_kmeans(X, k, spherical, niter, init, seed, progress)
+        labels, centroids = _faiss_kmeans(X, k, spherical, niter, init, seed, tol, progress)
     else:
         labels, centroids = _sklearn_kmeans(X, k, niter, init, seed, algorithm, batch_size)
         if spherical:
             norms = np.linalg.norm(centroids, axis=1, keepdims=True)
             centroids = centroids / np.where(norms > 0, norms, 1.0)
-    logger.info(
-        "k-means (%s): %d points -> %d clusters in %.1f s", which, n, k, time.perf_counter() - start
-    )
+    logger.info("k-means (%s): done in %.1f s", which, time.perf_counter() - start)
     return KMeansResult(labels.astype(np.int64), centroids.astype(np.float32), which)
 
 
 def _faiss_kmeans(
-    X: np.ndarray, k: int, spherical: bool, niter: int, init: str, seed: int, progress: bool
+    X: np.ndarray,
+    k: int,
+    spherical: bool,
+    niter: int,
+    init: str,
+    seed: int,
+    tol: float,
+    progress: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     faiss = _faiss()
     assert faiss is not None
     d = X.shape[1]
     params = faiss.ClusteringParameters()
     # One iteration per train() call: faiss resumes from the current centroids, which gives
-    # the same result as a single call with niter iterations and lets us show progress.
+    # the same result as a single call with niter iterations, lets us show progress and
+    # stop once the objective no longer moves.
     params.niter = 1
     params.seed = int(seed) % (2**31)
     params.spherical = spherical
@@ -216,11 +228,18 @@ def _faiss_kmeans(
     clus = faiss.Clustering(d, k, params)
     index = faiss.IndexFlatIP(d) if spherical else faiss.IndexFlatL2(d)
     bar = tqdm(range(niter), desc=f"k-means (faiss, k={k})", unit="it", disable=not progress)
-    for _ in bar:
+    previous = None
+    for it in bar:
         index.reset()
         clus.train(X, index)
         stats = clus.iteration_stats
-        bar.set_postfix(objective=f"{stats.at(stats.size() - 1).obj:.4g}")
+        objective = stats.at(stats.size() - 1).obj
+        bar.set_postfix(objective=f"{objective:.4g}")
+        if previous is not None and abs(objective - previous) <= tol * abs(previous):
+            logger.debug("faiss k-means converged after %d iterations", it + 1)
+            break
+        previous = objective
+    bar.close()
     centroids = faiss.vector_float_to_array(clus.centroids).reshape(k, d)
     index.reset()
     index.add(centroids)
@@ -358,6 +377,7 @@ def cluster_embeddings(
             niter=cfg.kmeans_iters,
             init=cfg.kmeans_init,
             seed=cfg.seed,
+            tol=cfg.kmeans_tol,
             algorithm=cfg.sklearn_algorithm,
             batch_size=cfg.minibatch_size,
             progress=progress,
@@ -426,6 +446,8 @@ def _check_config(cfg: ClusterConfig) -> None:
         raise ConfigError(f"cluster.max_size ({cfg.max_size}) is below min_size ({cfg.min_size})")
     if not -1.0 <= cfg.ahc_threshold <= 1.0:
         raise ConfigError(f"cluster.ahc_threshold must be in [-1, 1], got {cfg.ahc_threshold}")
+    if cfg.kmeans_tol < 0:
+        raise ConfigError(f"cluster.kmeans_tol must be >= 0, got {cfg.kmeans_tol}")
     if cfg.minibatch_size < 1:
         raise ConfigError(f"cluster.minibatch_size must be >= 1, got {cfg.minibatch_size}")
     resolve_backend(cfg.backend)

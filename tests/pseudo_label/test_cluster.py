@@ -134,6 +134,20 @@ def test_faiss_stepping_equals_one_faiss_call(spherical):
         np.testing.assert_allclose(np.linalg.norm(ours.centroids, axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.skipif(cluster_mod._faiss() is None, reason="faiss not installed")
+def test_faiss_early_stop():
+    import faiss
+
+    X, _ = mixture([50] * 6, spread=1.5)
+    # The objective never changes by more than 100%: tol=1 stops after the second iteration.
+    ours = kmeans(X, 9, backend="faiss", niter=10, seed=5, tol=1.0)
+    ref = faiss.Kmeans(X.shape[1], 9, niter=2, seed=5, min_points_per_centroid=1)
+    ref.train(X)
+    np.testing.assert_allclose(ours.centroids, ref.centroids, atol=1e-6)
+    with pytest.raises(ConfigError, match="tol"):
+        kmeans(X, 9, backend="faiss", tol=-1.0)
+
+
 def test_missing_faiss_is_loud(monkeypatch):
     monkeypatch.setattr(cluster_mod, "_faiss", lambda: None)
     with pytest.raises(ConfigError, match="faiss-cpu"):
