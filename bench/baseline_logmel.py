@@ -9,7 +9,8 @@ Scores the test trials of the synthetic corpus (``dino-speech prepare synthetic`
   (log F0, F0 range, log formant scale, tilt, breathiness, log jitter, shimmer, log rate),
   standardised over speakers, cosine similarity;
 * **oracle (utterance traits)**: the same traits as realised in each utterance (after the
-  emotion and per-utterance variation, from ``utterance_traits.json``);
+  emotion and per-utterance variation, from ``utterance_traits.json``), standardised as above,
+  and whitened by their within-speaker covariance on the train split (WCCN);
 * optionally (``--probe-steps N``) a **supervised probe**: a tiny TDNN trained for N steps to
   classify the train speakers from mean-normalised log-Mels, cosine on its embeddings — proof
   that a learnt model can hear the speakers through the channels.
@@ -69,6 +70,21 @@ def cosine(emb: dict[str, np.ndarray], enroll: list[str], test: list[str]) -> np
 
 def trait_vector(values: dict[str, float], names: list[str]) -> np.ndarray:
     return np.array([np.log(values[n]) if n in LOG_TRAITS else values[n] for n in names])
+
+
+def within_speaker_whitening(
+    realised: dict, names: list[str], train_ids: set[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(W, mean)`` with ``W`` whitening the within-speaker covariance of the train utterances'
+    realised traits (WCCN), so emotion and per-utterance variation weigh less than identity."""
+    vecs = {u: trait_vector(realised[u]["voice"], names) for u in train_ids}
+    by_spk: dict[str, list[np.ndarray]] = {}
+    for u, v in vecs.items():
+        by_spk.setdefault(realised[u]["speaker"], []).append(v)
+    within = np.concatenate([np.array(vs) - np.mean(vs, axis=0) for vs in by_spk.values()])
+    cov = within.T @ within / len(within) + 1e-9 * np.eye(len(names))
+    evals, evecs = np.linalg.eigh(cov)
+    return evecs @ np.diag(evals**-0.5) @ evecs.T, np.mean(list(vecs.values()), axis=0)
 
 
 def probe_embeddings(train_cuts, test_cuts, steps: int, seed: int) -> dict[str, np.ndarray]:
@@ -210,6 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     utt_vecs = {u: trait_vector(realised[u]["voice"], names) for u in speaker}
     oracle_utt = {u: (v - mean) / std for u, v in utt_vecs.items()}
     report("oracle: realised utterance traits", cosine(oracle_utt, trials.enroll, trials.test), 0.0)
+    whiten, centre = within_speaker_whitening(realised, names, {c.id for c in train_cuts})
+    oracle_wccn = {u: whiten @ (v - centre) for u, v in utt_vecs.items()}
+    report(
+        "oracle: realised traits, within-spk whitened",
+        cosine(oracle_wccn, trials.enroll, trials.test),
+        0.0,
+    )
 
     if args.probe_steps > 0:
         t0 = time.perf_counter()

@@ -73,7 +73,7 @@ log = logging.getLogger(__name__)
 CORPUS = "synthetic"
 SAMPLE_RATE = 16000
 # Bump when the generator's output changes, so an old corpus is not mistaken for a new one.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 PARTS = ("train", "test")
 
 # Purposes in the seed tuples (seed, purpose, index...) of the random generators.
@@ -282,6 +282,12 @@ def _existing_corpus(out: Path, settings: dict[str, Any]) -> dict[str, Any] | No
         raise DataError(f"{record_path}: unreadable corpus record ({exc})") from None
     if not record.get("complete"):
         log.info("%s holds an unfinished corpus; generating it again", out)
+        return None
+    old = dict(record.get("settings") or {})
+    if old.pop("generator_version", None) != settings["generator_version"] and old == {
+        k: v for k, v in settings.items() if k != "generator_version"
+    }:
+        log.info("%s was made by an older generator; generating it again", out)
         return None
     if record.get("settings") != settings:
         raise DataError(

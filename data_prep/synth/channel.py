@@ -73,9 +73,9 @@ def sample_channel(rng: np.random.Generator, strength: float = 1.0) -> Channel:
         lowpass_hz=float(rng.uniform(*lp)),
         filter_order=int(rng.integers(3, 9)),
         rt60_s=float(rng.uniform(0.15, 0.6)) if rng.random() < 0.4 else 0.0,
-        noise_colour=float(rng.uniform(0.0, 2.0)),
+        noise_colour=float(rng.uniform(0.5, 2.0)),
         hum_hz=float(rng.choice([50.0, 60.0])) if rng.random() < 0.15 else 0.0,
-        snr_db=float(rng.uniform(8.0, 30.0)),
+        snr_db=float(rng.uniform(10.0, 30.0)),
         level_dbfs=float(rng.uniform(-32.0, -18.0)),
     )
 
@@ -87,7 +87,7 @@ def perturb_channel(channel: Channel, rng: np.random.Generator) -> Channel:
         eq_cos_db=tuple(g + float(rng.normal(0.0, 1.0)) for g in channel.eq_cos_db),
         tilt_db_oct=channel.tilt_db_oct + float(rng.normal(0.0, 0.3)),
         peaks=tuple((f, g + float(rng.normal(0.0, 1.0)), w) for f, g, w in channel.peaks),
-        snr_db=float(np.clip(channel.snr_db + rng.normal(0.0, 3.0), 5.0, 35.0)),
+        snr_db=float(np.clip(channel.snr_db + rng.normal(0.0, 3.0), 7.0, 35.0)),
         level_dbfs=channel.level_dbfs + float(rng.normal(0.0, 2.0)),
     )
 

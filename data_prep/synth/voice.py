@@ -107,7 +107,7 @@ def sample_speaker_traits(rng: np.random.Generator) -> SpeakerTraits:
         f0_mean_hz=f0,
         f0_range_st=float(rng.uniform(1.0, 5.0)),
         formant_scale=formant_scale,
-        tilt_db_oct=float(np.clip(rng.normal(-1.5, 2.5), -8.0, 4.0)),
+        tilt_db_oct=float(np.clip(rng.normal(-1.0, 1.8), -5.0, 3.0)),
         breathiness_db=float(rng.uniform(-32.0, -10.0)),
         jitter_pct=float(np.exp(rng.uniform(np.log(0.25), np.log(2.5)))),
         shimmer_pct=float(rng.uniform(1.5, 10.0)),

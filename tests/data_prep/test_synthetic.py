@@ -317,7 +317,13 @@ def test_interrupted_run_is_redone(tmp_path: Path) -> None:
     summary = prepare_synthetic(out, seed=1, **TINY)
     assert "written to" in summary
     assert not (out / "wavs" / "spk0000" / "stale.wav").exists()
-    assert json.loads((out / "corpus.json").read_text())["complete"]
+    record = json.loads((out / "corpus.json").read_text())
+    assert record["complete"]
+    # a corpus from an older generator version is regenerated, not refused
+    record["settings"]["generator_version"] = 0
+    (out / "corpus.json").write_text(json.dumps(record))
+    assert "written to" in prepare_synthetic(out, seed=1, **TINY)
+    assert json.loads((out / "corpus.json").read_text())["settings"]["generator_version"] > 0
 
 
 def test_refuses_foreign_directories_and_bad_settings(tmp_path: Path) -> None:
