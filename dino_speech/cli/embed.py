@@ -14,7 +14,8 @@ import click
     type=click.Path(path_type=Path),
     default=None,
     help="Experiment directory (uses EXP/embedder.pt, else its newest checkpoint), "
-    "embedder file, or DINO training checkpoint (its teacher is used).",
+    "embedder file, DINO training checkpoint (its teacher is used), or a built-in model: "
+    "logmel-stats (mean + std of 40 log-Mel bands, the untrained baseline).",
 )
 @click.option(
     "--wav-scp",

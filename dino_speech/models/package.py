@@ -98,13 +98,19 @@ def resolve_model_path(path: str | Path) -> Path:
         if ckpts:
             return ckpts[-1]
         raise DataError(f"{path}: no embedder.pt and no checkpoints/*.pt in this directory")
-    raise DataError(f"model not found: {path}")
+    from dino_speech.models.stats import list_builtin_models
+
+    builtin = ", ".join(list_builtin_models())
+    raise DataError(f"model not found: {path} (nor is it a built-in model: {builtin})")
 
 
 def load_embedder(
     path: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, FbankConfig, dict[str, Any]]:
     """Load an embedder package, a DINO training checkpoint or an experiment directory.
+
+    ``path`` may also name a built-in model (``logmel-stats``, see
+    :mod:`dino_speech.models.stats`) when no file or directory of that name exists.
 
     Returns:
         The encoder in eval mode on ``device``, its :class:`FbankConfig`, and the package's
@@ -113,6 +119,11 @@ def load_embedder(
     Raises:
         DataError: missing file, not a dino_speech model, or weights that do not fit.
     """
+    from dino_speech.models.stats import BUILTIN_MODELS, builtin_model
+
+    if str(path) in BUILTIN_MODELS and not Path(path).exists():
+        encoder, fbank, meta = builtin_model(str(path))
+        return encoder.to(device), fbank, meta
     path = resolve_model_path(path)
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)

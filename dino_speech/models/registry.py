@@ -12,6 +12,7 @@ resnet34       ResNet34, 32 base channels, statistics pooling             256   
 lresnet34      Light ResNet34, 16 base channels (Cho et al. 2022)         256         ~2.0 M
 ecapa_tiny     ECAPA-TDNN, 64 channels, for CPU runs and tests            128         ~0.18 M
 resnet_tiny    ResNet with 8 base channels and one block per stage        128         ~0.24 M
+logmel_stats   no network: mean + std of each feature over frames         2 x F       0
 =============  =========================================================  ==========  ======
 
 (Parameter counts for 80 mel bins.) Keyword arguments override a preset's defaults, e.g.
@@ -51,6 +52,8 @@ ENCODERS: dict[str, tuple[str, dict[str, Any]]] = {
         },
     ),
     "resnet_tiny": (_RESNET, {"base_channels": 8, "blocks": (1, 1, 1, 1), "embed_dim": 128}),
+    # parameter-free baseline (the built-in model "logmel-stats" is it on 40 log-Mel bands)
+    "logmel_stats": ("dino_speech.models.stats:FeatureStats", {}),
 }
 
 

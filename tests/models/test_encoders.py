@@ -11,7 +11,15 @@ from dino_speech.errors import ConfigError
 from dino_speech.models.pooling import masked_mean_std
 from dino_speech.models.registry import build_encoder, list_encoders
 
-ALL = ["ecapa_c512", "ecapa_c1024", "resnet34", "lresnet34", "ecapa_tiny", "resnet_tiny"]
+ALL = [
+    "ecapa_c512",
+    "ecapa_c1024",
+    "resnet34",
+    "lresnet34",
+    "ecapa_tiny",
+    "resnet_tiny",
+    "logmel_stats",
+]
 SMALL = ["ecapa_tiny", "resnet_tiny", "lresnet34"]
 
 
