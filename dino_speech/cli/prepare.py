@@ -56,7 +56,13 @@ def prepare() -> None:
     type=click.IntRange(min=2),
     help="Speakers held out for the test split [default: a quarter, at least 2].",
 )
-@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Random seed: the same seed gives the same corpus, for any --num-jobs.",
+)
 @click.option(
     "--num-jobs",
     default=1,
@@ -73,7 +79,16 @@ def synthetic(
     seed: int,
     num_jobs: int,
 ) -> None:
-    """Generate the built-in synthetic speech corpus (source-filter voices, no download)."""
+    """Generate the built-in synthetic speech corpus (source-filter voices, no download).
+
+    Each speaker has fixed voice traits (F0 level and range, vocal-tract length, glottal
+    tilt, breathiness, jitter, shimmer, speaking rate), speaks random phones from one shared
+    inventory in one of four emotions (neutral, happy, angry, sad), and is recorded over a few
+    sessions through different channels (EQ, band limit, room, noise). Writes 16 kHz wavs,
+    Lhotse manifests with speaker/emotion/session labels, Kaldi lists for the train and test
+    splits (split by speaker), test/trials, and the true traits in speaker_traits.json.
+    Rerunning with the same settings on a finished corpus does nothing.
+    """
     from data_prep.synthetic import prepare_synthetic
 
     summary = prepare_synthetic(
