@@ -268,6 +268,8 @@ def _existing_corpus(out: Path, settings: dict[str, Any]) -> dict[str, Any] | No
 
     Raises DataError if ``out`` holds something else that regenerating would clobber.
     """
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out} exists and is not a directory")
     record_path = out / "corpus.json"
     if not record_path.is_file():
         if out.is_dir() and any(out.iterdir()):
@@ -393,7 +395,6 @@ def prepare_synthetic(
     parts: dict[str, list[MonoCut]] = {p: [] for p in PARTS}
     for u in plan.utterances:
         parts["test" if u.speaker in test else "train"].append(_make_cut(u, paths[u.utt_id]))
-    trials = []
     for part, cut_list in parts.items():
         cuts = CutSet.from_cuts(cut_list)
         recordings = RecordingSet.from_recordings(c.recording for c in cut_list)

@@ -119,7 +119,7 @@ def _active_rms(x: np.ndarray, sr: int) -> float:
     return float(np.sqrt(power[active].mean()))
 
 
-def _room(n: int, rt60: float, sr: int, rng: np.random.Generator) -> np.ndarray:
+def _room(rt60: float, sr: int, rng: np.random.Generator) -> np.ndarray:
     """Impulse response: direct path plus exponentially decaying noise (60 dB in ``rt60``)."""
     length = int(min(rt60, 0.5) * sr)
     t = np.arange(length) / sr
@@ -149,7 +149,7 @@ def apply_channel(
     size = 1 << int(np.ceil(np.log2(n + sr // 2 + 1)))
     freqs = np.fft.rfftfreq(size, 1.0 / sr)
     if channel.rt60_s > 0:
-        rir = _room(n, channel.rt60_s, sr, rng)
+        rir = _room(channel.rt60_s, sr, rng)
         x = np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(rir, size), size)[:n]
     speech_rms = _active_rms(x, sr)
     white = np.fft.rfft(rng.standard_normal(size))

@@ -331,6 +331,8 @@ def test_refuses_foreign_directories_and_bad_settings(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not empty and holds no synthetic corpus"):
         prepare_synthetic(tmp_path, **TINY)
     assert (tmp_path / "mine.txt").read_text() == "precious"
+    with pytest.raises(DataError, match="is not a directory"):
+        prepare_synthetic(tmp_path / "mine.txt", **TINY)
     out = tmp_path / "new"
     bad = [
         ({"num_speakers": 2}, "at least 3 speakers"),
