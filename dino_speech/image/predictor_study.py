@@ -24,10 +24,18 @@ normalisation). Loss ``-cos(P f(x1), stopgrad f(x2))``, symmetrised. Variants:
 * ``linear``: identity-initialised, fully trainable ``P``.
 * ``directpred``: ``P`` set from the eigen-decomposition of the running correlation of ``f``.
 
-"Feature j is learnt" when some neuron's weight is aligned with it: ``max_i |cos(w_i, e_j)| >=
-align_threshold`` (0.7 by default: a neuron split evenly between two features has 0.71 with each
-and a random direction in 64 dimensions about 0.1). Effective rank is that of the L2-normalised
-representations of clean test inputs (see :mod:`dino_speech.image.evaluate`).
+Training: plain SGD from a small random initialisation (as in the feature-learning analyses),
+a fresh batch from the data model every step; for a given seed every variant starts from the same
+weights and sees the same batches.
+
+Measures, on fresh unmasked inputs from the data model:
+
+* *aligned*: some neuron's weight points along the feature, ``max_i |cos(w_i, e_j)| >=
+  align_threshold`` (0.8: above the 0.71 of a neuron split evenly between two features; a random
+  direction in 64 dimensions has about 0.1) -- Wen & Li's "neuron i learns feature j".
+* *decodable*: a linear readout of ``z_j`` from the L2-normalised representation reaches
+  ``R^2 >= decode_threshold`` (0.5): the feature is in the representation, in whatever basis.
+* effective rank of the L2-normalised representations (see :mod:`dino_speech.image.evaluate`).
 """
 
 from __future__ import annotations
@@ -206,7 +214,8 @@ def format_study_table(cfg: StudyConfig, rows: list[dict[str, float | str]]) -> 
         f"steps, lr {cfg.lr}; seeds {', '.join(map(str, cfg.seeds))}.\n"
         f"aligned: some neuron has |cos(w_i, e_j)| >= {cfg.align_threshold}; decodable: linear "
         f"readout R^2 >= {cfg.decode_threshold} from the normalised representation; eff. rank "
-        f"of the normalised test representations (at most {cfg.width}).\n\n"
+        f"of the normalised test representations (at most {cfg.width}); final loss: mean "
+        "-cos over the last 10 % of steps.\n\n"
         f"| variant | aligned strong /{n_s} | aligned weak /{n_w} | aligned, per seed "
         f"| decodable strong /{n_s} | decodable weak /{n_w} | eff. rank | final loss |\n"
         "|---|---|---|---|---|---|---|---|\n"

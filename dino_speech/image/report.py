@@ -24,8 +24,8 @@ def run_label(run: dict[str, Any]) -> str:
     label = str(run["method"])
     if run.get("predictor"):
         label += f" ({run['predictor']} predictor)"
-    elif run["method"] in ("byol", "simsiam"):
-        label += " (mlp predictor)"
+    if run.get("collapsed"):
+        label += " [collapsed]"
     return label
 
 

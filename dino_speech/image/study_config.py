@@ -47,7 +47,7 @@ class StudyConfig:
     batch_size: int = 256
     lr: float = 0.5
     init_scale: float = 0.05
-    align_threshold: float = 0.7
+    align_threshold: float = 0.8
     decode_threshold: float = 0.5
     num_test: int = 4096
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)

@@ -28,11 +28,13 @@ from dino_speech.image.augment import normalize
 from dino_speech.image.backbones import build_backbone
 from dino_speech.image.data import ImageDataset, load_image_dataset
 from dino_speech.image.evaluate import evaluate_features, extract_features
-from dino_speech.image.methods import build_method
+from dino_speech.image.methods import METHODS, PREDICTOR_METHODS, build_method
 
 log = logging.getLogger(__name__)
 
 ENCODER_FORMAT = "dino_speech/image-encoder-v1"
+# Complete collapse maps every image to one direction: an effective rank of 1.
+COLLAPSE_RANK = 2.0
 
 
 class TrainingDivergedError(DinoSpeechError):
@@ -83,6 +85,15 @@ def resolve(cfg: ImageTrainConfig) -> ImageTrainConfig:
     """``cfg`` with every ``None`` default filled in for its dataset, and values checked."""
     if cfg.dataset not in _DEFAULTS:
         raise ConfigError(f"unknown dataset '{cfg.dataset}'; valid datasets: digits, cifar10")
+    if cfg.method not in METHODS:
+        raise ConfigError(f"unknown method '{cfg.method}'; valid methods: {', '.join(METHODS)}")
+    if cfg.method in PREDICTOR_METHODS:
+        if cfg.predictor is None:
+            cfg = dataclasses.replace(cfg, predictor="mlp")
+    elif cfg.predictor is not None:
+        raise ConfigError(
+            f"method '{cfg.method}' has no predictor (only {', '.join(PREDICTOR_METHODS)} do)"
+        )
     fill = {k: v for k, v in _DEFAULTS[cfg.dataset].items() if getattr(cfg, k) is None}
     cfg = dataclasses.replace(cfg, **fill)
     if cfg.lr is None:
@@ -210,20 +221,26 @@ def train_image_ssl(cfg: ImageTrainConfig, *, progress: bool = True) -> dict[str
     bar.close()
     seconds = time.time() - start
 
+    ssl = evaluate_encoder(method.backbone, data, device, cfg.eval_batch_size, cfg.linear_probe)
+    collapsed = ssl["eff_rank"] < COLLAPSE_RANK
+    if collapsed:
+        log.warning(
+            "%s has collapsed: effective rank %.2f of its %d-d embeddings (random init: %.1f)",
+            cfg.method, ssl["eff_rank"], ssl["dim"], random_init["eff_rank"],
+        )  # fmt: skip
     result: dict[str, Any] = {
         "method": cfg.method,
-        "predictor": cfg.predictor if cfg.method in ("byol", "simsiam") else None,
+        "predictor": cfg.predictor,
         "dataset": cfg.dataset,
         "backbone": cfg.backbone,
         "seed": cfg.seed,
         "train_seconds": round(seconds, 2),
         "final_loss": losses[-1],
         "epoch_losses": losses,
+        "collapsed": collapsed,
         "config": to_dict(cfg),
         "results": {
-            "ssl": evaluate_encoder(
-                method.backbone, data, device, cfg.eval_batch_size, cfg.linear_probe
-            ),
+            "ssl": ssl,
             "random_init": random_init,
             "raw_pixels": pixels,
         },

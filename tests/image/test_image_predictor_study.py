@@ -50,9 +50,9 @@ def test_measures_on_known_weights() -> None:
     m = measure(SMALL, model, weight, gen)
     assert (m["strong"], m["weak"]) == (2, 3)
     # a neuron split evenly between the two strong features (cos 0.71 with each) is not
-    # aligned with either at threshold 0.8
+    # aligned with either at the default threshold 0.8
     mixed = (model.directions[0] + model.directions[1]) / 2**0.5
-    m = measure(dataclasses.replace(SMALL, align_threshold=0.8), model, mixed[None], gen)
+    m = measure(SMALL, model, mixed[None], gen)
     assert (m["strong"], m["weak"]) == (0, 0)
     # weights orthogonal to every feature: nothing decodable
     q, _ = torch.linalg.qr(torch.randn(16, 16))

@@ -37,6 +37,12 @@ def test_resolve_fills_dataset_defaults() -> None:
     assert (cifar.backbone, cifar.optimizer, cifar.lr) == ("resnet18_cifar", "sgd", 0.1)
     with pytest.raises(ConfigError):
         resolve(ImageTrainConfig(epochs=0))
+    assert resolve(ImageTrainConfig(method="simsiam")).predictor == "mlp"
+    assert resolve(ImageTrainConfig(method="vicreg")).predictor is None
+    with pytest.raises(ConfigError, match="has no predictor"):
+        resolve(ImageTrainConfig(method="barlow", predictor="linear"))
+    with pytest.raises(ConfigError, match="valid methods"):
+        resolve(ImageTrainConfig(method="moco"))
 
 
 @pytest.fixture(autouse=True)
@@ -68,6 +74,9 @@ def test_short_run_learns_and_writes_everything(tmp_path: Path) -> None:
     table = format_results_table([run])
     assert "simsiam (offdiag_identity predictor)" in table
     assert "random init (small_cnn, seed 0)" in table and "raw pixels" in table
+    assert result["collapsed"] is False and "[collapsed]" not in table
+    run["collapsed"] = True
+    assert "simsiam (offdiag_identity predictor) [collapsed]" in format_results_table([run])
 
 
 @pytest.mark.slow
