@@ -163,7 +163,7 @@ class DinoTrainer:
         self._nonfinite = 0
         if latest is not None:
             self._resume(latest)
-        elif self.ctx.is_main:
+        if self.ctx.is_main:  # the config in use (a resume may change e.g. train.epochs)
             save_config(cfg, self.exp_dir / "config.yaml")
         self._log(
             f"{cfg.model.name}: {_count(backbone) / 1e6:.2f} M encoder + "
