@@ -42,6 +42,14 @@ def _folds(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
     "stratified but not speaker-independent.",
 )
 @click.option(
+    "--test-labels",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="'utt emotion' lines of a fixed test set: no cross-validation; the probe is "
+    "trained once on the --labels utterances and tested on these (MSP-Podcast: "
+    "--labels train/utt2emo --test-labels test1/utt2emo). Not with --groups or --folds.",
+)
+@click.option(
     "--classifier",
     type=click.Choice(["logreg", "mlp"]),
     default="logreg",
@@ -82,6 +90,7 @@ def eval_emotion(
     embeddings: Path,
     labels: Path,
     groups: Path | None,
+    test_labels: Path | None,
     classifier: str,
     folds: int | str,
     confusion_plot: Path | None,
@@ -96,16 +105,43 @@ def eval_emotion(
     Example (IEMOCAP, leave one session out):
         dino-speech eval-emotion --embeddings exp/emb/iemocap/xvector.scp \\
             --labels data/iemocap/all/utt2emo --groups data/iemocap/all/utt2sess --json
+
+    \b
+    Example (MSP-Podcast, official split):
+        dino-speech eval-emotion --embeddings exp/emb/msp/xvector.scp \\
+            --labels data/msp/train/utt2emo --test-labels data/msp/test1/utt2emo --json
     """
     from dino_speech.data.manifests import read_kaldi_list
     from dino_speech.embeddings import read_embeddings
+    from dino_speech.errors import DataError
     from dino_speech.eval.emotion import align_labels, evaluate_emotion, plot_confusion
 
+    if test_labels is not None and (groups is not None or folds != "auto"):
+        raise click.UsageError(
+            "--test-labels (a fixed split) cannot be combined with --groups or --folds"
+        )
     ids, X = read_embeddings(embeddings)
     label_map = read_kaldi_list(labels)
     group_map = read_kaldi_list(groups) if groups is not None else None
+    test_set: set[str] = set()
+    if test_labels is not None:
+        test_map = read_kaldi_list(test_labels)
+        both = sorted(set(label_map) & set(test_map))
+        if both:
+            raise DataError(
+                f"{len(both)} utterances are in both --labels and --test-labels "
+                f"(first: {', '.join(both[:5])})"
+            )
+        label_map = {**label_map, **test_map}
+        test_set = set(test_map)
     X_lab, y, g, utts = align_labels(ids, X, label_map, group_map)
-    result = evaluate_emotion(X_lab, y, g, classifier, folds=folds, seed=seed, progress=True)
+    test = [u in test_set for u in utts] if test_labels is not None else None
+    result = evaluate_emotion(
+        X_lab, y, g, classifier, folds=folds, seed=seed, progress=True, test=test
+    )
+    if test is not None:
+        utts = [u for u in utts if u in test_set]
+        y = [label_map[u] for u in utts]
 
     click.echo(
         f"utterances: {result['num_utterances']}, classes: {len(result['classes'])}, "

@@ -11,11 +11,14 @@ session-) independent when ``groups`` are given:
   ``StratifiedGroupKFold`` (speaker-disjoint folds with similar class balance);
 * an integer ``folds = k``: leave-one-group-out if ``k`` equals the number of groups, else
   ``StratifiedGroupKFold(k)``;
-* no groups: ``StratifiedKFold(5)`` — NOT speaker-independent, reported as such.
+* no groups: ``StratifiedKFold(5)`` — NOT speaker-independent, reported as such;
+* ``test`` given: no cross-validation but the corpus's fixed split — train on the rows not
+  in ``test``, predict the rows in ``test`` (MSP-Podcast: train on ``train``, test on
+  ``test1``).
 
-Metrics are computed on the pooled held-out predictions. Micro-F1 (the paper's metric) pools
-every decision; for single-label multiclass data it equals accuracy. Macro-F1 averages the
-per-class F1; UAR is the mean per-class recall.
+Metrics are computed on the pooled held-out predictions (with a fixed split: the test rows).
+Micro-F1 (the paper's metric) pools every decision; for single-label multiclass data it equals
+accuracy. Macro-F1 averages the per-class F1; UAR is the mean per-class recall.
 """
 
 from __future__ import annotations
@@ -30,7 +33,14 @@ from tqdm import tqdm
 
 from dino_speech.errors import DataError
 
-__all__ = ["CLASSIFIERS", "align_labels", "evaluate_emotion", "make_folds", "plot_confusion"]
+__all__ = [
+    "CLASSIFIERS",
+    "align_labels",
+    "evaluate_emotion",
+    "fixed_split",
+    "make_folds",
+    "plot_confusion",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +57,9 @@ def evaluate_emotion(
     max_logo_groups: int = 10,
     seed: int = 0,
     progress: bool = False,
+    test: Sequence[bool] | np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Cross-validated emotion probe.
+    """Cross-validated emotion probe, or one fixed train/test split.
 
     Args:
         X: ``(N, D)`` embeddings.
@@ -59,12 +70,16 @@ def evaluate_emotion(
         max_logo_groups: with ``folds="auto"``, leave-one-group-out up to this many groups.
         seed: seeds fold shuffling and the MLP.
         progress: show a progress bar over folds.
+        test: N booleans marking a fixed test set (then ``groups`` and ``folds`` must be left
+            at their defaults): the probe is trained once on the other rows.
 
     Returns:
         ``micro_f1``, ``macro_f1``, ``uar`` (percent), ``per_class_recall`` ({class: percent}),
         ``classes``, ``confusion`` (rows = true class, columns = predicted, counts),
-        ``folds`` (k), ``scheme`` (how folds were made), ``fold_micro_f1`` (per fold, percent),
-        ``num_utterances``, ``predictions`` (N predicted labels).
+        ``folds`` (k; 1 for a fixed split), ``scheme`` (how folds were made),
+        ``fold_micro_f1`` (per fold, percent), ``num_utterances`` (evaluated ones),
+        ``num_train`` (fixed split only), ``predictions`` (the predicted labels of the evaluated
+        rows, in row order: all N, or the test rows).
     """
     from sklearn.metrics import confusion_matrix, f1_score, recall_score
 
@@ -77,32 +92,70 @@ def evaluate_emotion(
     classes = sorted(set(y.tolist()))
     if len(classes) < 2:
         raise DataError(f"emotion probe needs at least 2 classes, got {classes}")
-    splits, scheme = make_folds(y, groups, folds, max_logo_groups=max_logo_groups, seed=seed)
+    fixed = test is not None
+    if not fixed:
+        splits, scheme = make_folds(y, groups, folds, max_logo_groups=max_logo_groups, seed=seed)
+        evaluated = np.arange(y.size)
+    else:
+        splits, scheme = fixed_split(test, y, groups, folds)
+        evaluated = splits[0][1]
     predictions = np.empty(y.size, dtype=object)
     fold_acc = []
-    for train, test in tqdm(splits, desc=f"emotion probe ({classifier})", disable=not progress):
+    for train_idx, test_idx in tqdm(
+        splits, desc=f"emotion probe ({classifier})", disable=not progress
+    ):
         model = _make_classifier(classifier, seed)
-        if np.unique(y[train]).size < 2:
+        if np.unique(y[train_idx]).size < 2:
             raise DataError("a training fold holds a single emotion class; use fewer folds")
-        model.fit(X[train], y[train])
-        predictions[test] = model.predict(X[test])
-        fold_acc.append(100.0 * float(np.mean(predictions[test] == y[test])))
-    pred = predictions.astype(str)
-    recall = recall_score(y, pred, labels=classes, average=None, zero_division=0)
+        model.fit(X[train_idx], y[train_idx])
+        predictions[test_idx] = model.predict(X[test_idx])
+        fold_acc.append(100.0 * float(np.mean(predictions[test_idx] == y[test_idx])))
+    pred = predictions[evaluated].astype(str)
+    y = y[evaluated]
+    # per-class figures over the classes that are evaluated (a fixed test set may lack some)
+    scored = sorted(set(y.tolist()))
+    recall = recall_score(y, pred, labels=scored, average=None, zero_division=0)
+    extra = {"num_train": int(splits[0][0].size)} if fixed else {}
     return {
         "micro_f1": 100.0 * float(f1_score(y, pred, labels=classes, average="micro")),
         "macro_f1": 100.0
-        * float(f1_score(y, pred, labels=classes, average="macro", zero_division=0)),
+        * float(f1_score(y, pred, labels=scored, average="macro", zero_division=0)),
         "uar": 100.0 * float(np.mean(recall)),
-        "per_class_recall": {c: 100.0 * float(r) for c, r in zip(classes, recall, strict=True)},
+        "per_class_recall": {c: 100.0 * float(r) for c, r in zip(scored, recall, strict=True)},
         "classes": classes,
         "confusion": confusion_matrix(y, pred, labels=classes).tolist(),
         "folds": len(splits),
         "scheme": scheme,
         "fold_micro_f1": fold_acc,
         "num_utterances": int(y.size),
+        **extra,
         "predictions": pred.tolist(),
     }
+
+
+def fixed_split(
+    test: Sequence[bool] | np.ndarray,
+    y: np.ndarray,
+    groups: Sequence[str] | None = None,
+    folds: int | str = "auto",
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
+    """The one ``(train_idx, test_idx)`` split of a fixed test set, and its description."""
+    mask = np.asarray(test, dtype=bool)
+    if mask.shape != y.shape:
+        raise DataError(f"{y.size} labels but {mask.size} test flags")
+    if groups is not None or folds != "auto":
+        raise DataError("a fixed train/test split takes no groups and no number of folds")
+    train_idx, test_idx = np.flatnonzero(~mask), np.flatnonzero(mask)
+    if train_idx.size == 0 or test_idx.size == 0:
+        raise DataError(
+            f"a fixed split needs utterances on both sides, got {train_idx.size} train "
+            f"and {test_idx.size} test"
+        )
+    unseen = sorted(set(y[test_idx].tolist()) - set(y[train_idx].tolist()))
+    if unseen:
+        logger.warning("test classes never seen in training: %s", ", ".join(unseen))
+    scheme = f"fixed split ({train_idx.size} train, {test_idx.size} test utterances)"
+    return [(train_idx, test_idx)], scheme
 
 
 def make_folds(
