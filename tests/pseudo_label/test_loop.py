@@ -1,0 +1,181 @@
+"""The pseudo-labeling loop: one round end to end, idempotency, config changes, kill + resume."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dino_speech.config import PseudoLabelConfig, apply_overrides
+from dino_speech.data.manifests import load_cuts, read_kaldi_list
+from dino_speech.errors import ConfigError, DataError
+from dino_speech.models.package import load_embedder
+from dino_speech.pseudo_label.finetune import MarginFinetuner
+from dino_speech.pseudo_label.loop import (
+    STAGE_LOG,
+    format_summary,
+    pseudo_labelled_cuts,
+    run_pseudo_label,
+)
+
+STAGES = ("train_emb", "cluster", "cuts_pseudo.jsonl.gz", "ft_frozen", "ft_full", "eval")
+
+
+@pytest.fixture(scope="module")
+def one_round(
+    tiny_pl_config: PseudoLabelConfig,
+    init_model: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, dict]:
+    """A finished one-round run (shared by the tests below; copy it before changing it)."""
+    cfg = tiny_pl_config
+    exp = tmp_path_factory.mktemp("pl_loop") / "exp"
+    summary = run_pseudo_label(cfg, init_model, exp, rounds=1, progress=False)
+    return exp, summary
+
+
+def stage_runs(exp: Path) -> list[str]:
+    """The '<stage>: running' lines of the last invocation in the stage log."""
+    text = (exp / STAGE_LOG).read_text().splitlines()
+    last = max(i for i, line in enumerate(text) if "round 0 eval:" in line)
+    return [line.split(" ", 2)[2].rsplit(":", 1)[0] for line in text[last:] if "running" in line]
+
+
+def encoder_state(path: Path) -> dict[str, torch.Tensor]:
+    return load_embedder(path)[0].state_dict()
+
+
+def test_one_round_writes_every_stage(one_round: tuple[Path, dict], init_model: Path) -> None:
+    exp, summary = one_round
+    for name in STAGES:
+        assert (exp / "round1" / name).exists(), name
+        assert (exp / "round1" / f".{name}.done").is_file(), name
+    rounds = summary["rounds"]
+    assert [r["round"] for r in rounds] == [0, 1]
+    assert rounds[0]["model"] == str(init_model) and rounds[0]["eval"]["eer"] >= 0
+    assert 0 <= rounds[1]["eval"]["eer"] <= 100
+    quality = rounds[1]["cluster"]
+    assert quality["clusters"] >= 2 and 0 <= quality["nmi"] <= 1 and quality["speakers"] == 6
+    assert set(rounds[1]["finetune"]) == {"frozen", "full"}
+    assert json.loads((exp / "summary.json").read_text()) == summary
+    # The final model is the last stage's encoder, as an embedder package in EXP.
+    final = encoder_state(exp / "embedder.pt")
+    for key, value in encoder_state(exp / "round1" / "ft_full" / "embedder.pt").items():
+        assert torch.equal(final[key], value)
+    # The pseudo-labelled cuts are the clustered ones, labelled with their cluster.
+    labels = {u: int(v) for u, v in read_kaldi_list(exp / "round1" / "cluster" / "labels").items()}
+    cuts = load_cuts(exp / "round1" / "cuts_pseudo.jsonl.gz")
+    assert {c.id: c.custom["pseudo_speaker"] for c in cuts} == {
+        u: v for u, v in labels.items() if v >= 0
+    }
+    table = format_summary(summary)
+    assert "init" in table and "round1" in table and f"{quality['nmi']:.4f}" in table
+
+
+def test_rerun_does_nothing(one_round: tuple[Path, dict], init_model: Path) -> None:
+    exp, summary = one_round
+    cfg_path = exp / "config.yaml"
+    from dino_speech.config import load_config
+
+    cfg = load_config(PseudoLabelConfig, cfg_path)
+    files = [p for p in (exp / "round1").rglob("*") if p.is_file()]
+    mtimes = {p: p.stat().st_mtime_ns for p in files}
+    again = run_pseudo_label(cfg, init_model, exp, rounds=1, progress=False)
+    assert stage_runs(exp) == []
+    assert again == summary
+    assert {p: p.stat().st_mtime_ns for p in files} == mtimes
+
+
+def test_a_changed_setting_redoes_only_what_it_affects(
+    one_round: tuple[Path, dict], init_model: Path, tmp_path: Path
+) -> None:
+    exp = tmp_path / "exp"
+    shutil.copytree(one_round[0], exp)
+    from dino_speech.config import load_config
+
+    cfg = apply_overrides(
+        load_config(PseudoLabelConfig, exp / "config.yaml"), ["finetune.full_lr=0.5"]
+    )
+    before = encoder_state(exp / "round1" / "ft_full" / "embedder.pt")
+    run_pseudo_label(cfg, init_model, exp, rounds=1, progress=False)
+    assert stage_runs(exp) == ["round 1 ft_full", "round 1 eval"]
+    after = encoder_state(exp / "round1" / "ft_full" / "embedder.pt")
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    # Settings that do not change the result are not part of a stage's identity.
+    cfg = apply_overrides(cfg, ["train.log_every=1", "data.num_workers=1", "embed.batch_size=3"])
+    run_pseudo_label(cfg, init_model, exp, rounds=1, progress=False)
+    assert stage_runs(exp) == []
+
+
+def test_a_killed_run_resumes_mid_fine_tuning(
+    one_round: tuple[Path, dict],
+    tiny_pl_config: PseudoLabelConfig,
+    init_model: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cfg = tiny_pl_config
+    exp = tmp_path / "exp"
+    original = MarginFinetuner._train_step
+
+    def dies_in_the_full_stage(self: MarginFinetuner, batch: dict) -> None:
+        if self.stage == "full" and self.step == 2:  # after the checkpoint at step 2
+            raise KeyboardInterrupt
+        original(self, batch)
+
+    monkeypatch.setattr(MarginFinetuner, "_train_step", dies_in_the_full_stage)
+    with pytest.raises(KeyboardInterrupt):
+        run_pseudo_label(cfg, init_model, exp, rounds=1, progress=False)
+    assert not (exp / "round1" / ".ft_full.done").exists()
+    assert (exp / "round1" / ".ft_full.started").exists()
+    monkeypatch.setattr(MarginFinetuner, "_train_step", original)
+    summary = run_pseudo_label(cfg, init_model, exp, rounds=1, progress=False)
+    assert stage_runs(exp) == ["round 1 ft_full", "round 1 eval"]
+    assert "resumed from" in (exp / "round1" / "ft_full" / "train.log").read_text()
+    # ... and ends where the uninterrupted run ended.
+    straight_exp, straight = one_round
+    ours = encoder_state(exp / "round1" / "ft_full" / "embedder.pt")
+    theirs = encoder_state(straight_exp / "round1" / "ft_full" / "embedder.pt")
+    for key in ours:
+        assert torch.equal(ours[key], theirs[key]), key
+    assert summary["rounds"][1]["eval"]["eer"] == straight["rounds"][1]["eval"]["eer"]
+
+
+def test_too_few_clusters_names_the_knobs(
+    tiny_pl_config: PseudoLabelConfig, init_model: Path, tmp_path: Path
+) -> None:
+    cfg = apply_overrides(tiny_pl_config, ["eval.cuts=", "eval.trials=", "cluster.num_clusters=1"])
+    with pytest.raises(ConfigError, match="kept 1 cluster") as err:
+        run_pseudo_label(cfg, init_model, tmp_path / "exp", rounds=1, progress=False)
+    for knob in ("cluster.ahc_threshold", "cluster.min_size", "cluster.max_size"):
+        assert knob in str(err.value)
+    assert not (tmp_path / "exp" / "round1" / ".cluster.done").exists()
+
+
+def test_config_errors(tiny_pl_config: PseudoLabelConfig, init_model: Path, tmp_path: Path) -> None:
+    cfg = apply_overrides(tiny_pl_config, ["eval.trials="])
+    with pytest.raises(ConfigError, match="both eval.cuts and eval.trials"):
+        run_pseudo_label(cfg, init_model, tmp_path, rounds=1)
+    cfg = apply_overrides(tiny_pl_config, [f"data.train_cuts={tmp_path / 'missing.jsonl.gz'}"])
+    with pytest.raises(DataError, match="data.train_cuts: file not found"):
+        run_pseudo_label(cfg, init_model, tmp_path, rounds=1)
+    with pytest.raises(ConfigError, match="rounds must be >= 0"):
+        run_pseudo_label(tiny_pl_config, init_model, tmp_path, rounds=-1)
+    with pytest.raises(DataError, match="model not found"):
+        run_pseudo_label(tiny_pl_config, tmp_path / "nope", tmp_path, rounds=1)
+    assert not list(tmp_path.iterdir())  # nothing written before the inputs were checked
+
+
+def test_pseudo_labelled_cuts_drop_the_left_out(synthetic_corpus: Path) -> None:
+    cuts = load_cuts(synthetic_corpus / "synthetic_cuts_train.jsonl.gz")
+    ids = [c.id for c in cuts]
+    labels = {u: (i % 3) - 1 for i, u in enumerate(ids[:-1])}  # -1, 0, 1, ...; last: none
+    kept = pseudo_labelled_cuts(cuts, labels, "pseudo_speaker")
+    expected = {u: v for u, v in labels.items() if v >= 0}
+    assert {c.id: c.custom["pseudo_speaker"] for c in kept} == expected
+    assert all(c.custom.get("speaker") is not None for c in kept)  # other labels stay
+    assert np.isin(list(expected.values()), [0, 1]).all()
