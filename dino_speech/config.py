@@ -432,22 +432,113 @@ class MarginConfig:
 class FinetuneConfig:
     """Two-stage fine-tuning on the pseudo-labels (hyperion ``ssl.v1`` stages 1.1 and 1.2).
 
-    Stage one trains the classifier with the backbone frozen, stage two all layers; both on
-    ``crop_seconds`` crops with the DINO augmentation. Used by the pseudo-labeling loop.
+    Stage one ("frozen") trains the classifier, and the encoder's final embedding layer when
+    ``frozen_train_embedding`` and the encoder exposes one, with the rest of the encoder
+    frozen (BatchNorm statistics included); stage two ("full") trains all layers at a lower
+    learning rate, starting from stage one's encoder and classifier. Both take one random
+    ``crop_seconds`` crop per utterance per step, with the DINO augmentation and the init
+    model's fbank. A stage with 0 epochs is skipped.
     """
 
     crop_seconds: float = 4.0
     frozen_epochs: int = 30
     frozen_lr: float = 0.1
+    frozen_train_embedding: bool = True
     full_epochs: int = 70
     full_lr: float = 0.01
+    # Cap on the batches of one epoch (None: one pass over the pseudo-labelled cuts).
+    steps_per_epoch: int | None = None
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    momentum: float = 0.9
+    # Weight decay on weight matrices (not biases or norm parameters).
+    weight_decay: float = 1e-4
+    # Per stage: linear warm-up over `warmup_epochs`, then a half cosine from the stage's lr
+    # down to lr * final_lr_ratio at its last step.
+    warmup_epochs: float = 1.0
+    final_lr_ratio: float = 0.01
+    clip_grad: float = 5.0
+
+
+@dataclass
+class PseudoLabelDataConfig:
+    """The cuts to pseudo-label and how fine-tuning batches are made from them.
+
+    The features are not configured here: fine-tuning uses the fbank settings stored in the
+    init model's embedder package, since the encoder must see what it was trained on.
+    """
+
+    train_cuts: str = ""
+    musan_cuts: str | None = None
+    rir_cuts: str | None = None
+    # Cuts shorter than this are neither embedded, clustered nor trained on.
+    min_duration: float = 0.0
+    batch_size: int = 128
+    num_workers: int = 4
+    prefetch_factor: int = 2
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class PseudoLabelEmbedConfig:
+    """Embedding extraction of the training and evaluation cuts (see :class:`Embedder`)."""
+
+    batch_size: int = 32
+    num_workers: int = 2
+    # Longer utterances are embedded as the mean of windows of this length (None: whole).
+    chunk_seconds: float | None = 30.0
+
+
+@dataclass
+class PseudoLabelEvalConfig:
+    """Speaker verification after every round: cosine scores of ``trials`` over ``cuts``.
+
+    Both empty: no evaluation (the loop only trains).
+    """
+
+    cuts: str = ""
+    trials: str = ""
+    p_targets: list[float] = field(default_factory=lambda: [0.01, 0.05])
+
+
+@dataclass
+class PseudoLabelTrainConfig:
+    """Running the fine-tuning stages: device, precision, seed, checkpoints, logging."""
+
+    seed: int = 0
+    # "auto": cuda:<LOCAL_RANK> when CUDA is available, else cpu.
+    device: str = "auto"
+    # bf16 autocast applies on CUDA only (the margin softmax always runs in float32).
+    precision: Literal["bf16", "fp32"] = "bf16"
+    log_every: int = 50
+    # A checkpoint every N steps (0: only at epoch ends); the newest `keep_last` of each kind
+    # are kept (0 keeps all).
+    checkpoint_every: int = 1000
+    keep_last: int = 2
+    # Wall-clock budget of EACH fine-tuning stage; when spent the stage stops cleanly
+    # (checkpoint + embedder.pt) and counts as done.
+    max_minutes: float | None = None
+    tensorboard: bool = True
 
 
 @dataclass
 class PseudoLabelConfig:
-    """Iterative pseudo-labeling: cluster the embeddings, fine-tune on the clusters, repeat."""
+    """Iterative pseudo-labeling: cluster the embeddings, fine-tune on the clusters, repeat.
+
+    One YAML file under ``recipes/pseudo_label_*.yaml``; run by ``dino-speech pseudo-label
+    run`` starting from a DINO experiment (:mod:`dino_speech.pseudo_label.loop`).
+    """
 
     rounds: int = 2
+    # Where each cut's pseudo-speaker (int) is written in the pseudo-labelled cuts.
+    label_key: str = "pseudo_speaker"
+    # True labels for the cluster quality report (NMI, purity), used when the cuts have them.
+    speaker_key: str = "speaker"
+    # Fewer clusters than this after the size filter is an error (nothing to learn from).
+    min_clusters: int = 2
+    data: PseudoLabelDataConfig = field(default_factory=PseudoLabelDataConfig)
+    embed: PseudoLabelEmbedConfig = field(default_factory=PseudoLabelEmbedConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     margin: MarginConfig = field(default_factory=MarginConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    eval: PseudoLabelEvalConfig = field(default_factory=PseudoLabelEvalConfig)
+    train: PseudoLabelTrainConfig = field(default_factory=PseudoLabelTrainConfig)

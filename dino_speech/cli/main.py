@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "embed": "dino_speech.cli.embed:embed",
     "export": "dino_speech.cli.export:export",
     "train": "dino_speech.cli.train:train",
+    "pseudo-label": "dino_speech.cli.pseudo_label:pseudo_label",
 }
 
 

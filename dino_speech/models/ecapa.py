@@ -76,6 +76,10 @@ class EcapaEncoder(nn.Module):
                 if isinstance(module, TDNNBlock):
                     module.register_forward_hook(self._mask_hook)
 
+    def embedding_layer(self) -> nn.Module:
+        """The final layer (pooled statistics → embedding), e.g. to fine-tune it alone."""
+        return self.net.fc
+
     def _mask_hook(self, module: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
         if self._mask is None:
             return output

@@ -99,6 +99,10 @@ class ResNetEncoder(nn.Module):
         self.pool = TemporalStatsPool()
         self.embedding = nn.Linear(2 * in_ch * freq, embed_dim)
 
+    def embedding_layer(self) -> nn.Module:
+        """The final layer (pooled statistics → embedding), e.g. to fine-tune it alone."""
+        return self.embedding
+
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """``feats (B, T, F)``, ``lengths (B,)`` valid frames or None → ``(B, embed_dim)``."""
         lengths = effective_lengths(feats, lengths)
