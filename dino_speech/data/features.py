@@ -120,8 +120,10 @@ def sliding_mean_norm(
     start = (start - over).clamp(min=0)
     end = torch.minimum(end, n).clamp(min=1)
     start = torch.minimum(start, end - 1)
-    if batch and bool((frame_lengths == frame_lengths[0]).all()):
+    exporting = torch.jit.is_tracing() or torch.compiler.is_compiling()
+    if batch and not exporting and bool((frame_lengths == frame_lengths[0]).all()):
         # one length for the whole batch (fixed-size crops): one index for every row
+        # (a data-dependent branch, so graphs for export take the general path below)
         window_sum = csum.index_select(1, end[0]) - csum.index_select(1, start[0])
     else:
         index_end = end.unsqueeze(-1).expand(-1, -1, centred.shape[2])
