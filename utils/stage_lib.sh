@@ -100,3 +100,39 @@ require_dino_speech() {
     exit 2
   fi
 }
+
+# abs_path PATH: PATH made absolute when it exists (a built-in model name stays as it is)
+abs_path() {
+  if [ -d "$1" ]; then
+    (cd "$1" && pwd)
+  elif [ -e "$1" ]; then
+    echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+  else
+    echo "$1"
+  fi
+}
+
+# embeddings_up_to_date OUT MODEL [INPUT...]: OUT/xvector.scp exists, was made by MODEL (as
+# recorded in OUT/model by mark_embeddings) and is newer than MODEL's file and every INPUT
+embeddings_up_to_date() {
+  local out=$1 model=$2 file=$2
+  shift 2
+  [ -d "$model" ] && file=$model/embedder.pt
+  [ -f "$out/model" ] && [ "$(cat "$out/model")" = "$model" ] \
+    && up_to_date "$out/xvector.scp" "$file" "$@"
+}
+
+# mark_embeddings OUT MODEL: record that OUT/xvector.scp holds MODEL's embeddings
+mark_embeddings() {
+  echo "$2" > "$1/model"
+}
+
+# emotion_report NAME DIR REFERENCE: a results row "| NAME | micro-F1 | macro-F1 | UAR |
+# folds | REFERENCE |" from DIR/emotion.json and DIR/emotion.log (eval-emotion --json)
+emotion_report() {
+  local json=$2/emotion.json uar scheme
+  uar=$(grep -o 'UAR: [0-9.]*' "$2/emotion.log" 2> /dev/null | head -n 1 | sed 's/.*: //' || true)
+  scheme=$(grep -o 'folds: .*' "$2/emotion.log" 2> /dev/null | head -n 1 | sed 's/folds: //' || true)
+  echo "| $1 | $(fmt %.2f "$(json_number "$json" micro_f1)")" \
+    "| $(fmt %.2f "$(json_number "$json" macro_f1)") | $(fmt %.2f "$uar") | ${scheme:--} | $3 |"
+}

@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# DINO on unlabelled VoxCeleb2 dev, then iterative pseudo-labeling, evaluated on VoxCeleb1
+# (Cho et al. 2022; hyperion dinossl.v1 / ssl.v1). Speaker labels are never used for
+# training; they only score the trials and measure the clusters.
+#
+#   stage 0: prepare VoxCeleb1/2, MUSAN and RIRs (Lhotse manifests, Kaldi lists, trials)
+#   stage 1: DINO training (torchrun on --ngpu GPUs); with --average-last K the teacher
+#            encoder is averaged over the last K epoch checkpoints (train.average_last)
+#   stage 2: embed VoxCeleb1 and the AS-norm cohort with the DINO teacher (torchrun)
+#   stage 3: cosine scoring of Vox1-O/E/H (cleaned lists), plain and with AS-norm
+#   stage 4: pseudo-labeling rounds (cluster, margin-softmax fine-tuning; torchrun)
+#   stage 5: embed and score again with the pseudo-labeled model
+#   stage 6: export the final model (TorchScript and ONNX)
+#   stage 7: results table -> EXP_DIR/results.md
+#
+# AS-norm cohort: --cohort-size utterances drawn at random (seeded) from VoxCeleb2 dev and
+# embedded like the trials -- no speaker labels, unlike the usual cohort of Vox2 speaker mean
+# embeddings, which a self-supervised recipe should not use. Top --top-n scores per side.
+#
+#   egs/voxceleb/dino/run.sh --vox1-dir /data/voxceleb1 --vox2-dir /data/voxceleb2 \
+#       --musan-dir /data/musan --rirs-dir /data/RIRS_NOISES --ngpu 8
+# See egs/voxceleb/dino/README.md for the reference numbers and the time of each stage.
+set -euo pipefail
+
+stage=0                 # first stage to run
+stop_stage=7            # last stage to run
+vox1_dir=""             # VoxCeleb1 root: wav/idXXXXX/<video>/NNNNN.wav and the trial lists
+vox2_dir=""             # VoxCeleb2 root converted to wav/flac: dev/wav/idXXXXX/<video>/NNNNN.wav
+musan_dir=""            # MUSAN folder (empty: augment with generated noise)
+rirs_dir=""             # RIRS_NOISES folder (empty: generated room impulse responses)
+data_dir=data           # prepared corpora: DATA_DIR/{voxceleb,musan,rirs}
+exp_dir=exp/voxceleb_dino # models, embeddings, scores, exports and results.md
+ngpu=8                  # GPUs (torchrun processes); 0 trains and embeds in one CPU process
+nj=8                    # data preparation processes; audio reader workers per process
+dino_config=""          # DINO recipe (empty: recipes/dino_lresnet34_paper.yaml)
+dino_overrides=""       # extra KEY=VALUE overrides of the DINO recipe, space-separated
+average_last=0          # >1: average the teacher over the last K epochs (train.average_last)
+pl_config=""            # pseudo-label recipe (empty: recipes/pseudo_label_lresnet34.yaml)
+pl_rounds=2             # pseudo-labeling rounds
+pl_overrides=""         # extra KEY=VALUE overrides of the pseudo-label recipe, space-separated
+trials="vox1_o_clean vox1_e_clean vox1_h_clean" # trial lists to score (DATA_DIR/voxceleb/*/trials_*)
+cohort_size=20000       # AS-norm cohort: random VoxCeleb2 dev utterances
+top_n=300               # AS-norm: top cohort scores per utterance
+seed=0                  # seed of the cohort draw
+export_formats="torchscript onnx" # stage 6 formats
+# shellcheck disable=SC2034  # read by parse_options.sh for --help
+help_message="DINO + iterative pseudo-labeling on VoxCeleb2 dev, scored on VoxCeleb1-O/E/H
+(stages: see the top of $0 and egs/voxceleb/dino/README.md)."
+
+# shellcheck source-path=SCRIPTDIR source=../../../utils/parse_options.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../../utils/parse_options.sh"
+# shellcheck source-path=SCRIPTDIR source=../../../utils/stage_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../../utils/stage_lib.sh"
+
+if [ $# -gt 0 ]; then
+  echo "$0: unexpected arguments: $* (see $0 --help)" >&2
+  exit 2
+fi
+require_dino_speech
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+dino_config=${dino_config:-$repo/recipes/dino_lresnet34_paper.yaml}
+pl_config=${pl_config:-$repo/recipes/pseudo_label_lresnet34.yaml}
+read -r -a dino_extra <<< "$dino_overrides"
+read -r -a pl_extra <<< "$pl_overrides"
+mkdir -p "$data_dir" "$exp_dir"
+data_dir=$(abs_path "$data_dir")
+exp_dir=$(abs_path "$exp_dir")
+vox=$data_dir/voxceleb
+device=cuda
+[ "$ngpu" -eq 0 ] && device=cpu
+progress=(--no-progress)
+quiet=(--quiet)
+if [ -t 2 ]; then
+  progress=(--progress)
+  quiet=()
+fi
+
+# launch ARGS...: a dino-speech command, under torchrun when there is more than one GPU
+launch() {
+  if [ "$ngpu" -gt 1 ]; then
+    torchrun --standalone --nproc_per_node "$ngpu" -m dino_speech.cli.main "$@"
+  else
+    dino-speech "$@"
+  fi
+}
+
+# embed NAME MODEL: VoxCeleb1 (EVAL_PART) and the cohort by MODEL into EXP_DIR/eval/NAME
+embed() {
+  local out=$exp_dir/eval/$1 model=$2 what
+  for what in "$eval_part" cohort; do
+    local list=$vox/$eval_part/wav.scp
+    [ "$what" = cohort ] && list=$exp_dir/cohort/wav.scp
+    if embeddings_up_to_date "$out/$what" "$model" "$list"; then
+      echo "  $1: $what embeddings up to date ($out/$what/xvector.scp)"
+      continue
+    fi
+    echo "  $1: embedding $what ($(wc -l < "$list") utterances) on $ngpu GPU(s)"
+    launch embed --model "$model" --wav-scp "$list" --out-dir "$out/$what" \
+      --device "$device" --num-workers "$nj" "${progress[@]}" | indent
+    mark_embeddings "$out/$what" "$model"
+  done
+}
+
+# score NAME: every list in --trials, plain cosine and AS-norm, into EXP_DIR/eval/NAME
+score() {
+  local dir=$exp_dir/eval/$1 list trials_file norm
+  for list in $trials; do
+    trials_file=$vox/$eval_part/trials_$list
+    if [ ! -f "$trials_file" ]; then
+      echo "  $1: no $trials_file (VoxCeleb1 incomplete or list not given); skipping $list"
+      continue
+    fi
+    for norm in none asnorm; do
+      local out=$dir/${list}_$norm
+      if up_to_date "$out.json" "$dir/$eval_part/xvector.scp" "$dir/cohort/xvector.scp" \
+        "$trials_file"; then
+        echo "  $1: $list ($norm) up to date ($out.json)"
+        continue
+      fi
+      echo "  $1: scoring $list ($(wc -l < "$trials_file") trials, norm $norm)"
+      local extra=()
+      [ "$norm" = asnorm ] && extra=(--norm asnorm --cohort "$dir/cohort/xvector.scp"
+        --top-n "$top_n")
+      dino-speech score --trials "$trials_file" --embeddings "$dir/$eval_part/xvector.scp" \
+        ${extra[@]+"${extra[@]}"} --scores-out "$out.scores" --det-plot "$out.png" --json \
+        > "$out.log"
+      json_result "$out.log" "$out.json"
+      grep '^EER' "$out.log" | indent
+    done
+  done
+}
+
+if run_stage 0; then
+  echo "stage 0: preparing corpora in $data_dir"
+  if [ -f "$vox/voxceleb_cuts_vox2_dev.jsonl.gz" ] && [ -f "$vox/vox1_test/wav.scp" ]; then
+    echo "  VoxCeleb already prepared in $vox"
+  else
+    if [ -z "$vox1_dir" ] || [ -z "$vox2_dir" ]; then
+      echo "$0: stage 0 needs --vox1-dir and --vox2-dir" >&2
+      exit 2
+    fi
+    dino-speech prepare voxceleb --vox1-dir "$vox1_dir" --vox2-dir "$vox2_dir" \
+      --out-dir "$vox" --num-jobs "$nj" | indent
+  fi
+  for corpus in musan rirs; do
+    dir=$([ "$corpus" = musan ] && echo "$musan_dir" || echo "$rirs_dir")
+    if [ -f "$data_dir/$corpus/${corpus}_cuts_all.jsonl.gz" ]; then
+      echo "  $corpus already prepared in $data_dir/$corpus"
+    elif [ -n "$dir" ]; then
+      extra=()
+      [ "$corpus" = rirs ] && extra=(--num-jobs "$nj")
+      dino-speech prepare "$corpus" --corpus-dir "$dir" --out-dir "$data_dir/$corpus" \
+        ${extra[@]+"${extra[@]}"} | indent
+    else
+      echo "  no --${corpus}-dir: training augments with generated" \
+        "$([ "$corpus" = musan ] && echo noise || echo "room impulse responses")"
+    fi
+  done
+fi
+
+# (after stage 0, which creates what these look for)
+# augmentation manifests that exist, as overrides of the DINO / pseudo-label recipes
+augment_overrides=()
+for corpus in musan rirs; do
+  key=$([ "$corpus" = musan ] && echo musan_cuts || echo rir_cuts)
+  if [ -f "$data_dir/$corpus/${corpus}_cuts_all.jsonl.gz" ]; then
+    augment_overrides+=("data.$key=$data_dir/$corpus/${corpus}_cuts_all.jsonl.gz")
+  else
+    augment_overrides+=("data.$key=null")
+  fi
+done
+
+# the VoxCeleb1 part holding the trial lists: all of VoxCeleb1 when both halves are
+# there (Vox1-E and H need it), else its test set (Vox1-O only)
+eval_part=vox1
+[ -f "$vox/vox1/wav.scp" ] || eval_part=vox1_test
+
+if run_stage 1; then
+  if [ -f "$exp_dir/dino/.done" ]; then
+    echo "stage 1: DINO training done ($exp_dir/dino/embedder.pt); skipping"
+  else
+    echo "stage 1: DINO training ($dino_config) on $ngpu GPU(s) -> $exp_dir/dino"
+    timed dino launch train dino --config "$dino_config" --exp-dir "$exp_dir/dino" \
+      --device "$device" ${quiet[@]+"${quiet[@]}"} \
+      "data.train_cuts=$vox/voxceleb_cuts_vox2_dev.jsonl.gz" "${augment_overrides[@]}" \
+      "train.average_last=$average_last" ${dino_extra[@]+"${dino_extra[@]}"}
+    touch "$exp_dir/dino/.done"
+  fi
+fi
+
+if run_stage 2; then
+  echo "stage 2: DINO teacher embeddings of $eval_part and the AS-norm cohort"
+  mkdir -p "$exp_dir/cohort"
+  if ! up_to_date "$exp_dir/cohort/wav.scp" "$vox/vox2_dev/wav.scp"; then
+    # a seeded random draw of --cohort-size utterances (no speaker labels involved)
+    awk -v seed="$seed" 'BEGIN { srand(seed) } { printf "%.12f %s\n", rand(), $0 }' \
+      "$vox/vox2_dev/wav.scp" | sort -k1,1 | head -n "$cohort_size" | cut -d ' ' -f 2- \
+      | sort > "$exp_dir/cohort/wav.scp"
+  fi
+  embed dino "$exp_dir/dino"
+fi
+
+if run_stage 3; then
+  echo "stage 3: scoring the DINO embeddings"
+  score dino
+fi
+
+if run_stage 4; then
+  if [ -f "$exp_dir/pl/.done" ]; then
+    echo "stage 4: pseudo-labeling done ($exp_dir/pl/embedder.pt); skipping"
+  else
+    echo "stage 4: $pl_rounds pseudo-labeling round(s) ($pl_config) -> $exp_dir/pl"
+    timed pseudo_label launch pseudo-label run --config "$pl_config" --init "$exp_dir/dino" \
+      --exp-dir "$exp_dir/pl" --rounds "$pl_rounds" --device "$device" \
+      ${quiet[@]+"${quiet[@]}"} "data.train_cuts=$vox/voxceleb_cuts_vox2_dev.jsonl.gz" \
+      "${augment_overrides[@]}" "eval.cuts=$vox/voxceleb_cuts_vox1_test.jsonl.gz" \
+      "eval.trials=$vox/vox1_test/trials_vox1_o_clean" ${pl_extra[@]+"${pl_extra[@]}"}
+    touch "$exp_dir/pl/.done"
+  fi
+fi
+
+if run_stage 5; then
+  echo "stage 5: embeddings and scores of the pseudo-labeled model"
+  embed pl "$exp_dir/pl"
+  score pl
+fi
+
+if run_stage 6; then
+  final=dino
+  [ -f "$exp_dir/pl/embedder.pt" ] && final=pl
+  echo "stage 6: exporting the $final model"
+  for format in $export_formats; do
+    out=$exp_dir/export/${final}_model.$([ "$format" = onnx ] && echo onnx || echo pt)
+    if up_to_date "$out" "$exp_dir/$final/embedder.pt"; then
+      echo "  $format export up to date ($out)"
+      continue
+    fi
+    mkdir -p "$exp_dir/export"
+    dino-speech export --model "$exp_dir/$final" --format "$format" --out "$out" | indent
+  done
+fi
+
+if run_stage 7; then
+  {
+    echo "| system | trials | EER % | minDCF (0.01) | EER % AS-norm | minDCF (0.01) AS-norm |"
+    echo "|---|---|---|---|---|---|"
+    for name in dino pl; do
+      label=$([ "$name" = dino ] && echo "DINO teacher" || echo "+ $pl_rounds pseudo-label rounds")
+      for list in $trials; do
+        base=$exp_dir/eval/$name/${list}
+        [ -f "${base}_none.json" ] || [ -f "${base}_asnorm.json" ] || continue
+        echo "| $label | $list | $(fmt %.2f "$(json_number "${base}_none.json" eer)")" \
+          "| $(fmt %.3f "$(json_number "${base}_none.json" 0.01)")" \
+          "| $(fmt %.2f "$(json_number "${base}_asnorm.json" eer)")" \
+          "| $(fmt %.3f "$(json_number "${base}_asnorm.json" 0.01)") |"
+      done
+    done
+    echo
+    echo "Cosine scoring; AS-norm with $cohort_size random VoxCeleb2 dev utterances, top $top_n."
+    echo "Machine: $(machine_info "$device"), $ngpu GPU(s). Wall time: DINO training" \
+      "$(stage_time dino), pseudo-labeling $(stage_time pseudo_label)."
+  } > "$exp_dir/results.md.tmp"
+  mv "$exp_dir/results.md.tmp" "$exp_dir/results.md"
+  echo "stage 7: results ($exp_dir/results.md)"
+  cat "$exp_dir/results.md"
+fi
