@@ -535,6 +535,9 @@ class PseudoLabelConfig:
     speaker_key: str = "speaker"
     # Fewer clusters than this after the size filter is an error (nothing to learn from).
     min_clusters: int = 2
+    # Dotted overrides for single rounds, e.g. {2: ["cluster.ahc_threshold=0.6"]}: round 2
+    # clusters the fine-tuned embeddings with another threshold (hyperion ssl.v1 does).
+    round_overrides: dict[int, list[str]] = field(default_factory=dict)
     data: PseudoLabelDataConfig = field(default_factory=PseudoLabelDataConfig)
     embed: PseudoLabelEmbedConfig = field(default_factory=PseudoLabelEmbedConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)

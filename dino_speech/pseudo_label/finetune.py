@@ -37,18 +37,21 @@ from tqdm import tqdm
 from dino_speech.config import (
     CropConfig,
     DataConfig,
-    EncoderConfig,
-    FbankConfig,
     PseudoLabelConfig,
     to_dict,
 )
 from dino_speech.errors import ConfigError, DataError, DinoSpeechError
 from dino_speech.models.package import (
-    EMBEDDER_FORMAT,
-    atomic_torch_save,
-    load_embedder,
-    resolve_model_path,
     save_embedder,
+)
+from dino_speech.pseudo_label.finetune_model import (
+    MarginModel,
+    build_optimizer,
+    embedding_layer,
+    load_classifier,
+    load_init_model,
+    pseudo_labels,
+    save_classifier,
 )
 from dino_speech.pseudo_label.margin import AAMSoftmax, scheduled_margin
 from dino_speech.ssl.schedules import CosineSchedule
@@ -64,71 +67,15 @@ from dino_speech.train.monitor import TrainMonitor
 
 __all__ = [
     "FINETUNE_CHECKPOINT_FORMAT",
-    "CLASSIFIER_FORMAT",
     "FinetuneResult",
-    "InitModel",
     "MarginFinetuner",
-    "embedding_layer",
+    "TrainingDivergedError",
     "finetune_stage",
-    "load_init_model",
-    "pseudo_labels",
 ]
 
 Stage = Literal["frozen", "full"]
 FINETUNE_CHECKPOINT_FORMAT = "dino_speech/margin-finetune-checkpoint-v1"
-CLASSIFIER_FORMAT = "dino_speech/margin-classifier-v1"
 MAX_NONFINITE_STEPS = 20
-
-
-@dataclass
-class InitModel:
-    """An encoder loaded from an embedder package or DINO checkpoint, with its spec."""
-
-    encoder: nn.Module
-    encoder_cfg: EncoderConfig
-    features: FbankConfig
-    meta: dict[str, Any]
-    path: Path
-
-
-def load_init_model(path: str | Path) -> InitModel:
-    """Load ``EXP/embedder.pt``, an embedder file or a DINO checkpoint (its teacher) on CPU."""
-    encoder, features, meta = load_embedder(path)
-    resolved = resolve_model_path(path)
-    blob = torch.load(resolved, map_location="cpu", weights_only=True)
-    spec = blob["encoder"] if blob["format"] == EMBEDDER_FORMAT else blob["config"]["model"]
-    encoder_cfg = EncoderConfig(name=spec["name"], kwargs=dict(spec["kwargs"]))
-    return InitModel(encoder, encoder_cfg, features, meta, resolved)
-
-
-def embedding_layer(encoder: nn.Module) -> nn.Module | None:
-    """The encoder's final embedding layer when it exposes one (``encoder.embedding_layer()``)."""
-    hook = getattr(encoder, "embedding_layer", None)
-    return hook() if callable(hook) else None
-
-
-def pseudo_labels(cuts: CutSet, key: str) -> tuple[dict[str, int], list[int]]:
-    """``({cut id: class index}, classes)``: the cuts' ``custom[key]`` integers mapped to
-    ``0..C-1`` in sorted order (``classes[i]`` is the label of class ``i``)."""
-    raw: dict[str, int] = {}
-    for cut in cuts:
-        value = (getattr(cut, "custom", None) or {}).get(key)
-        if value is None:
-            raise DataError(
-                f"cut '{cut.id}' has no '{key}' label; fine-tuning needs pseudo-labelled cuts "
-                "(cuts left out by the clustering must be dropped first)"
-            )
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise DataError(f"cut '{cut.id}': '{key}' must be an integer >= 0, got {value!r}")
-        raw[cut.id] = value
-    classes = sorted(set(raw.values()))
-    if len(classes) < 2:
-        raise DataError(
-            f"{len(raw)} cuts carry {len(classes)} distinct '{key}' label(s); a classifier "
-            "needs at least 2 classes"
-        )
-    index = {c: i for i, c in enumerate(classes)}
-    return {cut_id: index[c] for cut_id, c in raw.items()}, classes
 
 
 @dataclass
@@ -171,19 +118,6 @@ class TrainingDivergedError(DinoSpeechError):
     """The loss or gradients stayed NaN/Inf for many steps in a row."""
 
 
-class _MarginModel(nn.Module):
-    """Encoder + margin classifier as one module (what DDP wraps)."""
-
-    def __init__(self, encoder: nn.Module, classifier: AAMSoftmax) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.classifier = classifier
-
-    def forward(self, feats: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """``feats (B, T, F)``, ``labels (B,)`` → ``(loss, cosine (B, C))``."""
-        return self.classifier(self.encoder(feats), labels)
-
-
 class MarginFinetuner:
     """One fine-tuning stage (see the module docstring) in ``out_dir``.
 
@@ -210,10 +144,7 @@ class MarginFinetuner:
         dist_ctx: DistContext | None = None,
         progress: bool = True,
     ) -> None:
-        from dino_speech.data.augment import SpecAugment, WaveAugment
-        from dino_speech.data.features import Fbank
         from dino_speech.data.manifests import filter_min_duration, load_cuts
-        from dino_speech.data.sampling import make_dino_loader
 
         if stage not in ("frozen", "full"):
             raise ConfigError(f"unknown fine-tuning stage '{stage}'; valid: frozen, full")
@@ -252,44 +183,20 @@ class MarginFinetuner:
         self.classifier = AAMSoftmax.from_config(cfg.margin, dim, len(self.classes))
         self.warm_margin = classifier_init is None
         if classifier_init is not None:
-            self._load_classifier(Path(classifier_init))
+            load_classifier(classifier_init, self.classifier, self.classes)
         self.classifier.to(self.device)
-        self.net = _MarginModel(self.encoder, self.classifier)
+        self.net = MarginModel(self.encoder, self.classifier)
         self.trainable = self._select_trainable()
         self.model: nn.Module = self.net
         if self.ctx.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.net, device_ids=ids)
-        self.optimizer = _build_optimizer(self.net, cfg)
+        self.optimizer = build_optimizer(self.net, cfg)
 
         torch.manual_seed(tc.seed + 1 + self.ctx.rank)
         self.gen = torch.Generator()  # on the CPU: the same augmentation draws on any device
         self.gen.manual_seed(tc.seed * 1000 + 29 + self.ctx.rank)
-        features = self.init.features
-        crop = ft.crop_seconds
-        data_cfg = DataConfig(
-            musan_cuts=cfg.data.musan_cuts,
-            rir_cuts=cfg.data.rir_cuts,
-            batch_size=cfg.data.batch_size,
-            num_workers=cfg.data.num_workers,
-            prefetch_factor=cfg.data.prefetch_factor,
-            crops=CropConfig(num_global=1, global_seconds=crop, num_local=0, local_seconds=crop),
-            augment=cfg.data.augment,
-            features=features,
-        )
-        self.loader, self.sampler = make_dino_loader(
-            data_cfg, cuts, seed=tc.seed, rank=self.ctx.rank, world_size=self.ctx.world_size
-        )
-        self.wave_augment = WaveAugment(
-            cfg.data.augment,
-            features.sample_rate,
-            noise_cuts=cfg.data.musan_cuts,
-            rir_cuts=cfg.data.rir_cuts,
-            seed=tc.seed + self.ctx.rank,
-        )
-        aug = cfg.data.augment
-        self.spec_augment = SpecAugment(aug) if aug.specaug_prob > 0 else None
-        self.fbank = Fbank(features).to(self.device)
+        self._build_data(cuts)
         self.steps_per_epoch = len(self.sampler)
         if ft.steps_per_epoch is not None:
             self.steps_per_epoch = min(self.steps_per_epoch, ft.steps_per_epoch)
@@ -320,6 +227,38 @@ class MarginFinetuner:
 
     # ------------------------------------------------------------------ setup
 
+    def _build_data(self, cuts: CutSet) -> None:
+        """The loader (one crop per cut), augmentation and fbank of the init model."""
+        from dino_speech.data.augment import SpecAugment, WaveAugment
+        from dino_speech.data.features import Fbank
+        from dino_speech.data.sampling import make_dino_loader
+
+        cfg, seed = self.cfg, self.cfg.train.seed
+        features, crop = self.init.features, cfg.finetune.crop_seconds
+        data_cfg = DataConfig(
+            musan_cuts=cfg.data.musan_cuts,
+            rir_cuts=cfg.data.rir_cuts,
+            batch_size=cfg.data.batch_size,
+            num_workers=cfg.data.num_workers,
+            prefetch_factor=cfg.data.prefetch_factor,
+            crops=CropConfig(num_global=1, global_seconds=crop, num_local=0, local_seconds=crop),
+            augment=cfg.data.augment,
+            features=features,
+        )
+        self.loader, self.sampler = make_dino_loader(
+            data_cfg, cuts, seed=seed, rank=self.ctx.rank, world_size=self.ctx.world_size
+        )
+        self.wave_augment = WaveAugment(
+            cfg.data.augment,
+            features.sample_rate,
+            noise_cuts=cfg.data.musan_cuts,
+            rir_cuts=cfg.data.rir_cuts,
+            seed=seed + self.ctx.rank,
+        )
+        aug = cfg.data.augment
+        self.spec_augment = SpecAugment(aug) if aug.specaug_prob > 0 else None
+        self.fbank = Fbank(features).to(self.device)
+
     def _select_trainable(self) -> list[nn.Parameter]:
         if self.stage == "frozen":
             self.encoder.requires_grad_(False)
@@ -342,20 +281,6 @@ class MarginFinetuner:
             layer = embedding_layer(self.encoder)
             if self.cfg.finetune.frozen_train_embedding and layer is not None:
                 layer.train()
-
-    def _load_classifier(self, path: Path) -> None:
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-            raise DataError(f"{path}: cannot read classifier: {exc}") from None
-        if not isinstance(blob, dict) or blob.get("format") != CLASSIFIER_FORMAT:
-            raise DataError(f"{path}: not a dino_speech margin classifier")
-        if list(blob["classes"]) != self.classes:
-            raise DataError(f"{path}: the classifier was trained on other pseudo-labels")
-        try:
-            self.classifier.load_state_dict(blob["state_dict"])
-        except RuntimeError as exc:
-            raise DataError(f"{path}: classifier does not fit ({exc})") from None
 
     # ------------------------------------------------------------------ the loop
 
@@ -481,6 +406,8 @@ class MarginFinetuner:
             self._log_window(lr, margin, float(grad_norm))
 
     def _log_window(self, lr: float, margin: float, grad_norm: float) -> None:
+        if not self._window:  # every step since the last log was skipped (same on all ranks)
+            return
         mean = all_reduce_mean(torch.stack(self._window).mean(dim=0)).cpu()
         self._window = []
         self.last_loss, self.last_accuracy = float(mean[0]), float(mean[1])
@@ -586,14 +513,7 @@ class MarginFinetuner:
             self.init.features,
             meta,
         )
-        classifier = {
-            "format": CLASSIFIER_FORMAT,
-            "state_dict": {k: v.detach().cpu() for k, v in self.classifier.state_dict().items()},
-            "classes": list(self.classes),
-            "embed_dim": self.classifier.embed_dim,
-            "sub_centers": self.classifier.sub_centers,
-        }
-        atomic_torch_save(classifier, self.out_dir / "classifier.pt")
+        save_classifier(self.out_dir / "classifier.pt", self.classifier, self.classes)
 
     def _log(self, message: str) -> None:
         if self.monitor is not None:
@@ -633,23 +553,6 @@ def finetune_stage(
     finally:
         if dist_ctx is None:
             ctx.close()
-
-
-def _build_optimizer(net: nn.Module, cfg: PseudoLabelConfig) -> torch.optim.Optimizer:
-    """SGD/Adam(W) over the trainable parameters; weight decay on weight matrices only."""
-    ft = cfg.finetune
-    decay, no_decay = [], []
-    for name, param in net.named_parameters():
-        if param.requires_grad:
-            (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
-    groups = [
-        {"params": decay, "weight_decay": ft.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    if ft.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=ft.frozen_lr, momentum=ft.momentum)
-    cls = torch.optim.AdamW if ft.optimizer == "adamw" else torch.optim.Adam
-    return cls(groups, lr=ft.frozen_lr)
 
 
 def _check(cfg: PseudoLabelConfig, epochs: int, lr: float) -> None:

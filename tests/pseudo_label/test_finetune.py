@@ -14,12 +14,8 @@ from dino_speech.data.features import Fbank
 from dino_speech.data.manifests import cut_label, load_cuts
 from dino_speech.errors import DataError
 from dino_speech.models.package import load_embedder
-from dino_speech.pseudo_label.finetune import (
-    MarginFinetuner,
-    finetune_stage,
-    load_init_model,
-    pseudo_labels,
-)
+from dino_speech.pseudo_label.finetune import MarginFinetuner, finetune_stage
+from dino_speech.pseudo_label.finetune_model import load_init_model, pseudo_labels
 
 
 def speaker_labelled(corpus: Path) -> CutSet:

@@ -19,6 +19,7 @@ from dino_speech.pseudo_label.loop import (
     STAGE_LOG,
     format_summary,
     pseudo_labelled_cuts,
+    round_config,
     run_pseudo_label,
 )
 
@@ -179,3 +180,66 @@ def test_pseudo_labelled_cuts_drop_the_left_out(synthetic_corpus: Path) -> None:
     assert {c.id: c.custom["pseudo_speaker"] for c in kept} == expected
     assert all(c.custom.get("speaker") is not None for c in kept)  # other labels stay
     assert np.isin(list(expected.values()), [0, 1]).all()
+
+
+def test_round_overrides(
+    tiny_pl_config: PseudoLabelConfig, init_model: Path, tmp_path: Path
+) -> None:
+    cfg = apply_overrides(tiny_pl_config, ["round_overrides={2: [cluster.ahc_threshold=0.6]}"])
+    assert round_config(cfg, 2).cluster.ahc_threshold == 0.6
+    assert round_config(cfg, 1) == cfg and cfg.cluster.ahc_threshold == 0.8
+    for bad, message in (
+        (
+            "{2: [cluster.ahc_treshold=0.6]}",
+            r"round_overrides\[2\]: .*did you mean 'ahc_threshold'",
+        ),
+        ("{0: [cluster.min_size=3]}", "round numbers >= 1"),
+        ("{1: cluster.min_size=3}", "list of 'key=value' strings"),
+    ):
+        wrong = apply_overrides(tiny_pl_config, [f"round_overrides={bad}"])
+        with pytest.raises(ConfigError, match=message):
+            run_pseudo_label(wrong, init_model, tmp_path, rounds=1)
+
+
+def _ddp_worker(rank: int, port: int, cfg: PseudoLabelConfig, init: Path, exp: Path) -> None:
+    import os
+
+    os.environ.update(
+        {
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "RANK": str(rank),
+            "WORLD_SIZE": "2",
+            "LOCAL_RANK": str(rank),
+        }
+    )
+    torch.set_num_threads(1)
+    run_pseudo_label(cfg, init, exp, rounds=1, progress=False)
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_run_a_round(
+    tiny_pl_config: PseudoLabelConfig, init_model: Path, tmp_path: Path
+) -> None:
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    cfg = apply_overrides(tiny_pl_config, ["data.batch_size=2"])
+    exp = tmp_path / "exp"
+    mp.spawn(_ddp_worker, args=(port, cfg, init_model, exp), nprocs=2, join=True)
+    summary = json.loads((exp / "summary.json").read_text())
+    assert summary["rounds"][1]["eval"]["eer"] >= 0
+    for name in STAGES:
+        assert (exp / "round1" / f".{name}.done").is_file(), name
+    # Every training utterance was embedded once, by one of the two processes.
+    train = load_cuts(tiny_pl_config.data.train_cuts)
+    embedded = read_kaldi_list(exp / "round1" / "train_emb" / "xvector.scp")
+    assert sorted(embedded) == sorted(c.id for c in train)
+    blob = torch.load(
+        next((exp / "round1" / "ft_full" / "checkpoints").glob("epoch-*.pt")), weights_only=True
+    )
+    assert blob["world_size"] == 2 and len(blob["ranks"]) == 2

@@ -1,0 +1,151 @@
+"""What margin-softmax fine-tuning trains: the init encoder, its pseudo-speaker classes, the
+encoder + classifier module, the optimiser, and the classifier file passed between stages.
+
+``classifier.pt`` (written atomically, loads with ``weights_only=True``)::
+
+    {"format": "dino_speech/margin-classifier-v1", "state_dict": {"weight": (C*K, D)},
+     "classes": [pseudo-speaker label of class 0, ...], "embed_dim": D, "sub_centers": K}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from lhotse import CutSet
+from torch import nn
+
+from dino_speech.config import EncoderConfig, FbankConfig, PseudoLabelConfig
+from dino_speech.errors import DataError
+from dino_speech.models.package import (
+    EMBEDDER_FORMAT,
+    atomic_torch_save,
+    load_embedder,
+    resolve_model_path,
+)
+from dino_speech.pseudo_label.margin import AAMSoftmax
+
+__all__ = [
+    "CLASSIFIER_FORMAT",
+    "InitModel",
+    "MarginModel",
+    "build_optimizer",
+    "embedding_layer",
+    "load_classifier",
+    "load_init_model",
+    "pseudo_labels",
+    "save_classifier",
+]
+
+CLASSIFIER_FORMAT = "dino_speech/margin-classifier-v1"
+
+
+@dataclass
+class InitModel:
+    """An encoder loaded from an embedder package or DINO checkpoint, with its spec."""
+
+    encoder: nn.Module
+    encoder_cfg: EncoderConfig
+    features: FbankConfig
+    meta: dict[str, Any]
+    path: Path
+
+
+def load_init_model(path: str | Path) -> InitModel:
+    """Load ``EXP/embedder.pt``, an embedder file or a DINO checkpoint (its teacher) on CPU."""
+    encoder, features, meta = load_embedder(path)
+    resolved = resolve_model_path(path)
+    blob = torch.load(resolved, map_location="cpu", weights_only=True)
+    spec = blob["encoder"] if blob["format"] == EMBEDDER_FORMAT else blob["config"]["model"]
+    encoder_cfg = EncoderConfig(name=spec["name"], kwargs=dict(spec["kwargs"]))
+    return InitModel(encoder, encoder_cfg, features, meta, resolved)
+
+
+def embedding_layer(encoder: nn.Module) -> nn.Module | None:
+    """The encoder's final embedding layer when it exposes one (``encoder.embedding_layer()``)."""
+    hook = getattr(encoder, "embedding_layer", None)
+    return hook() if callable(hook) else None
+
+
+def pseudo_labels(cuts: CutSet, key: str) -> tuple[dict[str, int], list[int]]:
+    """``({cut id: class index}, classes)``: the cuts' ``custom[key]`` integers mapped to
+    ``0..C-1`` in sorted order (``classes[i]`` is the label of class ``i``)."""
+    raw: dict[str, int] = {}
+    for cut in cuts:
+        value = (getattr(cut, "custom", None) or {}).get(key)
+        if value is None:
+            raise DataError(
+                f"cut '{cut.id}' has no '{key}' label; fine-tuning needs pseudo-labelled cuts "
+                "(cuts left out by the clustering must be dropped first)"
+            )
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise DataError(f"cut '{cut.id}': '{key}' must be an integer >= 0, got {value!r}")
+        raw[cut.id] = value
+    classes = sorted(set(raw.values()))
+    if len(classes) < 2:
+        raise DataError(
+            f"{len(raw)} cuts carry {len(classes)} distinct '{key}' label(s); a classifier "
+            "needs at least 2 classes"
+        )
+    index = {c: i for i, c in enumerate(classes)}
+    return {cut_id: index[c] for cut_id, c in raw.items()}, classes
+
+
+class MarginModel(nn.Module):
+    """Encoder + margin classifier as one module (what DDP wraps)."""
+
+    def __init__(self, encoder: nn.Module, classifier: AAMSoftmax) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.classifier = classifier
+
+    def forward(self, feats: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``feats (B, T, F)``, ``labels (B,)`` → ``(loss, cosine (B, C))``."""
+        return self.classifier(self.encoder(feats), labels)
+
+
+def save_classifier(path: Path, classifier: AAMSoftmax, classes: list[int]) -> None:
+    """Write ``classifier`` (trained on pseudo-labels ``classes``) as ``path``."""
+    blob = {
+        "format": CLASSIFIER_FORMAT,
+        "state_dict": {k: v.detach().cpu() for k, v in classifier.state_dict().items()},
+        "classes": list(classes),
+        "embed_dim": classifier.embed_dim,
+        "sub_centers": classifier.sub_centers,
+    }
+    atomic_torch_save(blob, path)
+
+
+def load_classifier(path: str | Path, classifier: AAMSoftmax, classes: list[int]) -> None:
+    """Load ``path`` into ``classifier``; DataError unless it was trained on ``classes``."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise DataError(f"{path}: cannot read classifier: {exc}") from None
+    if not isinstance(blob, dict) or blob.get("format") != CLASSIFIER_FORMAT:
+        raise DataError(f"{path}: not a dino_speech margin classifier")
+    if list(blob["classes"]) != list(classes):
+        raise DataError(f"{path}: the classifier was trained on other pseudo-labels")
+    try:
+        classifier.load_state_dict(blob["state_dict"])
+    except RuntimeError as exc:
+        raise DataError(f"{path}: classifier does not fit ({exc})") from None
+
+
+def build_optimizer(net: nn.Module, cfg: PseudoLabelConfig) -> torch.optim.Optimizer:
+    """SGD/Adam(W) over the trainable parameters; weight decay on weight matrices only."""
+    ft = cfg.finetune
+    decay, no_decay = [], []
+    for name, param in net.named_parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
+    groups = [
+        {"params": decay, "weight_decay": ft.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    if ft.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=ft.frozen_lr, momentum=ft.momentum)
+    cls = torch.optim.AdamW if ft.optimizer == "adamw" else torch.optim.Adam
+    return cls(groups, lr=ft.frozen_lr)
