@@ -125,7 +125,10 @@ class DinoBatchSource:
     ) -> Crop:
         """``(N, B, S)`` crops (+ ``(N, B)`` lengths) → fbank ``(N·B, T, F)`` + frame lengths."""
         flat = waves.reshape(-1, waves.shape[-1])
-        flat_lengths = None if lengths is None else lengths.reshape(-1).to(device)
+        flat_lengths = None
+        # Crops are normally full length (short utterances are tiled): then no masks at all.
+        if lengths is not None and bool((lengths.reshape(-1) < flat.shape[-1]).any()):
+            flat_lengths = lengths.reshape(-1).to(device)
         flat = self.wave_augment(flat, self.gen)
         feats, frames = self.fbank(flat, flat_lengths)
         return feats, (None if flat_lengths is None else frames)
@@ -134,4 +137,4 @@ class DinoBatchSource:
         if self.spec_augment is None:
             return crop
         feats, lengths = crop
-        return self.spec_augment(feats, self.gen), lengths
+        return self.spec_augment(feats, self.gen, lengths), lengths
