@@ -15,7 +15,7 @@
 #
 # Embeddings cover every utterance (train + test); scoring uses the test trials.
 # Run it from anywhere; relative paths are taken from the working directory:
-#   egs/mini/run.sh                  # everything, about 10 minutes on 2 CPU cores
+#   egs/mini/run.sh                  # everything, about a quarter of an hour on 2 CPU cores
 #   egs/mini/run.sh --stage 3        # resume from stage 3
 # Every stage skips work whose output exists and is newer than its inputs, so a rerun of a
 # finished recipe only prints the table; delete an output (or EXP_DIR) to redo it.
@@ -162,7 +162,7 @@ if run_stage 3; then
 fi
 
 if run_stage 4; then
-  if [ -f "$exp_dir/pl/.done" ]; then
+  if up_to_date "$exp_dir/pl/.done" "$exp_dir/dino/embedder.pt"; then
     echo "stage 4: pseudo-labeling done ($exp_dir/pl/embedder.pt); skipping"
   else
     echo "stage 4: $pl_rounds pseudo-labeling round(s) ($pl_config) -> $exp_dir/pl"

@@ -206,7 +206,7 @@ if run_stage 3; then
 fi
 
 if run_stage 4; then
-  if [ -f "$exp_dir/pl/.done" ]; then
+  if up_to_date "$exp_dir/pl/.done" "$exp_dir/dino/embedder.pt"; then
     echo "stage 4: pseudo-labeling done ($exp_dir/pl/embedder.pt); skipping"
   else
     echo "stage 4: $pl_rounds pseudo-labeling round(s) ($pl_config) -> $exp_dir/pl"
