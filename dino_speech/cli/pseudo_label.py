@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -32,7 +33,12 @@ Example:
       --init exp/mini --exp-dir exp/mini_pl --rounds 1 \\
       data.train_cuts=data/synthetic/synthetic_cuts_train.jsonl.gz finetune.full_epochs=5
 Unknown override keys are an error listing the valid ones. Sections: data (augment),
-embed, cluster, margin, finetune, eval, train.""",
+embed, cluster, margin, finetune, eval, train; round_overrides sets keys for one round,
+e.g. round_overrides='{2: [cluster.ahc_threshold=0.6]}'.
+
+\b
+Multi-GPU: torchrun --nproc_per_node 4 -m dino_speech.cli.main pseudo-label run ...
+(embedding is sharded, fine-tuning data-parallel; data.batch_size is per process).""",
 )
 @click.option(
     "--config",
@@ -97,4 +103,5 @@ def run(
         extra.append(f"train.max_minutes={max_minutes}")
     cfg = load_config(PseudoLabelConfig, config_path, extra)
     summary = run_pseudo_label(cfg, init, exp_dir, rounds=rounds, progress=not quiet)
-    click.echo(format_summary(summary))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun: one table, not one per process
+        click.echo(format_summary(summary))

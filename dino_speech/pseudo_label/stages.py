@@ -128,6 +128,7 @@ class StageRunner:
 
 
 def barrier(ctx: DistContext) -> None:
+    """Wait for every process (no-op in a single process)."""
     if ctx.distributed:
         import torch.distributed as dist
 
@@ -144,6 +145,7 @@ def file_id(path: str | None) -> list[Any] | None:
 
 
 def file_digest(path: Path) -> str:
+    """SHA-256 of a file's content (hex)."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -152,6 +154,7 @@ def file_digest(path: Path) -> str:
 
 
 def copy_if_changed(src: Path, dst: Path) -> None:
+    """Copy ``src`` over ``dst`` atomically unless their contents are already equal."""
     if dst.is_file() and file_digest(dst) == file_digest(src):
         return
     tmp = dst.with_name(f".{dst.name}.tmp")
@@ -160,6 +163,7 @@ def copy_if_changed(src: Path, dst: Path) -> None:
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None when it is missing or unreadable."""
     try:
         return json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
@@ -167,10 +171,12 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as indented JSON, atomically."""
     atomic_write(path, json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
 def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
