@@ -39,29 +39,35 @@ def collect_summary(exp_dir: Path, init: Path, rounds: int) -> dict[str, Any]:
 
 def format_summary(summary: dict[str, Any]) -> str:
     """The summary as a table: one row per round (round 0 = the initial model)."""
-    header = (
-        f"{'round':<6}{'EER %':>8}{'minDCF':>9}{'clusters':>10}{'kept %':>8}"
-        f"{'NMI':>8}{'purity':>8}{'train acc %':>13}  model"
-    )
+    rows = summary["rounds"]
+    p_targets = next((list(r["eval"]["min_dcf"]) for r in rows if r.get("eval")), [])
+    header = f"{'round':<7}{'EER %':>7}" + "".join(f"{'minDCF' + p:>12}" for p in p_targets)
+    header += f"{'clusters':>10}{'kept %':>8}{'NMI':>8}{'purity':>8}{'train acc %':>13}  model"
     lines = [header, "-" * len(header)]
-    for row in summary["rounds"]:
+    speakers = None
+    for row in rows:
         ev = row.get("eval") or {}
         dcf = ev.get("min_dcf") or {}
-        first_dcf = next(iter(dcf.values()), None)
         cl = row.get("cluster") or {}
-        ft = (row.get("finetune") or {}).get("full") or (row.get("finetune") or {}).get("frozen")
-        acc = None if not ft or ft.get("accuracy") is None else 100 * ft["accuracy"]
+        speakers = cl.get("speakers", speakers)
+        stages = row.get("finetune") or {}
+        ft = stages.get("full") or stages.get("frozen") or {}
+        acc = None if ft.get("accuracy") is None else 100 * ft["accuracy"]
+        kept = None if "coverage" not in cl else 100 * cl["coverage"]
         name = "init" if row["round"] == 0 else f"round{row['round']}"
         lines.append(
-            f"{name:<6}{_fmt(ev.get('eer'), '.2f'):>8}{_fmt(first_dcf, '.4f'):>9}"
-            f"{_fmt(cl.get('clusters'), 'd'):>10}"
-            f"{_fmt(None if 'coverage' not in cl else 100 * cl['coverage'], '.1f'):>8}"
+            f"{name:<7}{_fmt(ev.get('eer'), '.2f'):>7}"
+            + "".join(f"{_fmt(dcf.get(p), '.4f'):>12}" for p in p_targets)
+            + f"{_fmt(cl.get('clusters'), 'd'):>10}{_fmt(kept, '.1f'):>8}"
             f"{_fmt(cl.get('nmi'), '.4f'):>8}{_fmt(cl.get('purity'), '.4f'):>8}"
             f"{_fmt(acc, '.1f'):>13}  {row.get('model') or '-'}"
         )
-    if any((r.get("eval") or {}).get("min_dcf") for r in summary["rounds"]):
-        p = next(iter((summary["rounds"][0].get("eval") or {}).get("min_dcf", {"?": 0})))
-        lines.append(f"minDCF at p_target={p}; NMI/purity of the clusters fine-tuned on")
+    if len(rows) > 1:
+        truth = f" against the {speakers} true speakers" if speakers else ""
+        lines.append(
+            f"clusters, kept, NMI, purity: the pseudo-labels each round was fine-tuned on{truth}; "
+            "train acc: on them, at the end of its last stage"
+        )
     return "\n".join(lines)
 
 
