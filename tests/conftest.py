@@ -17,6 +17,12 @@ SYNTHETIC_CORPUS_SETTINGS = {
 
 
 @pytest.fixture(scope="session")
+def synthetic_corpus_settings() -> dict:
+    """The ``prepare_synthetic`` keyword arguments the ``synthetic_corpus`` was made with."""
+    return dict(SYNTHETIC_CORPUS_SETTINGS)
+
+
+@pytest.fixture(scope="session")
 def synthetic_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A prepared synthetic corpus: 8 speakers x 6 utterances of 1.5-3 s, 2 test speakers.
 

@@ -99,10 +99,9 @@ def _mtimes(root: Path) -> dict[str, int]:
 
 
 def test_mini_recipe_end_to_end_then_rerun_is_a_no_op(
-    synthetic_corpus: Path, tmp_path: Path
+    synthetic_corpus: Path, synthetic_corpus_settings: dict, tmp_path: Path
 ) -> None:
-    from conftest import SYNTHETIC_CORPUS_SETTINGS as corpus
-
+    corpus = synthetic_corpus_settings
     data = tmp_path / "data"
     shutil.copytree(synthetic_corpus, data)  # stage 0 then finds it complete
     exp = tmp_path / "exp"
