@@ -136,7 +136,7 @@ class _Round:
         cfg, paths = self.cfg, RoundPaths.of(self.exp_dir, r)
         train_cuts = file_id(cfg.data.train_cuts)
         key = {"model": token, "cuts": train_cuts, "min_duration": cfg.data.min_duration}
-        key["chunk_seconds"] = cfg.embed.chunk_seconds
+        key.update(chunk_seconds=cfg.embed.chunk_seconds, precision=cfg.train.precision)
         emb = self.stages.run(
             f"round {r} train_emb",
             paths.train_emb,
@@ -198,6 +198,7 @@ class _Round:
             "trials": file_id(ev.trials),
             "p_targets": list(ev.p_targets),
             "chunk_seconds": self.cfg.embed.chunk_seconds,
+            "precision": self.cfg.train.precision,
         }
         self.stages.run(f"round {r} eval", out, key, lambda: self._evaluate(r, model, out))
 
