@@ -217,7 +217,6 @@ def _ddp_worker(rank: int, port: int, cfg: PseudoLabelConfig, init: Path, exp: P
     run_pseudo_label(cfg, init, exp, rounds=1, progress=False)
 
 
-@pytest.mark.slow
 def test_two_gloo_processes_run_a_round(
     tiny_pl_config: PseudoLabelConfig, init_model: Path, tmp_path: Path
 ) -> None:
