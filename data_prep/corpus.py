@@ -5,12 +5,16 @@ expected layout (:func:`require_dir`), list its audio files with their utterance
 headers (:func:`scan_recordings`, in parallel, with a progress bar; unreadable or empty files are
 skipped with a warning), turn each recording into a :class:`~lhotse.MonoCut` that carries its
 labels in ``cut.custom`` (:func:`make_cut`), and write each part as Lhotse manifests plus
-Kaldi-style lists (:func:`write_part`). A stamp file (:class:`Stamp`) records the options and the
-files of a finished run, so rerunning with the same options does nothing.
+Kaldi-style lists (:func:`write_part`, :func:`write_parts`). A stamp file (:class:`Stamp`)
+records the options, fingerprints of the input files (:func:`listing_digest`,
+:func:`files_digest`) and the outputs of a finished run, so rerunning on the same inputs does
+nothing, while adding audio to the corpus (say, extracting the VoxCeleb1 test zip after the dev
+one) or editing a label file makes the rerun prepare again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -31,12 +35,15 @@ __all__ = [
     "LABEL_KEYS",
     "Stamp",
     "describe_parts",
+    "files_digest",
     "iter_files",
+    "listing_digest",
     "make_cut",
     "normalise_gender",
     "require_dir",
     "scan_recordings",
     "write_part",
+    "write_parts",
 ]
 
 log = logging.getLogger(__name__)
@@ -220,6 +227,27 @@ def write_part(
     return written
 
 
+def write_parts(
+    stamp: Stamp,
+    parts: Mapping[str, Sequence[MonoCut]],
+    *,
+    notes: Sequence[str] = (),
+    extra_files: Iterable[Path] = (),
+) -> str:
+    """Write every part (:func:`write_part`, the default label lists), then record the finished
+    run in ``stamp`` (with ``extra_files``, e.g. trial lists written beside the parts).
+
+    Returns:
+        The summary: :func:`describe_parts` followed by the ``notes`` lines.
+    """
+    written = list(extra_files)
+    for part, cuts in parts.items():
+        written += write_part(stamp.out_dir, stamp.corpus, part, cuts)
+    summary = "\n".join([describe_parts(stamp.corpus, stamp.out_dir, parts), *notes])
+    stamp.write(written, summary)
+    return summary
+
+
 def describe_parts(corpus: str, out_dir: Path, parts: Mapping[str, Sequence[MonoCut]]) -> str:
     """A short table: each part's utterances, speakers and hours."""
     lines = [f"Prepared {corpus} in {out_dir}:"]
@@ -234,20 +262,43 @@ def describe_parts(corpus: str, out_dir: Path, parts: Mapping[str, Sequence[Mono
     return "\n".join(lines)
 
 
+def listing_digest(paths: Iterable[str | Path]) -> str:
+    """A digest of a set of file paths (order does not matter), for :class:`Stamp` options:
+    files added to or removed from a corpus change it. Only names are hashed, so it costs
+    nothing beyond the listing a preparer makes anyway."""
+    return _digest(str(p) for p in paths)
+
+
+def files_digest(paths: Iterable[Path]) -> str:
+    """A digest of the paths, sizes and modification times of a few label or list files, for
+    :class:`Stamp` options: editing, replacing, adding or removing one changes it."""
+    return _digest(f"{p.resolve()}\t{p.stat().st_size}\t{p.stat().st_mtime_ns}" for p in paths)
+
+
+def _digest(items: Iterable[str]) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for item in sorted(items):
+        digest.update(item.encode("utf-8", "surrogateescape") + b"\0")
+    return digest.hexdigest()
+
+
 class Stamp:
     """The record of a finished preparation: ``out_dir/.{corpus}.prepared.json``.
 
-    It holds the options of the run, the files it wrote and its summary. A rerun with the
-    same options whose files all still exist is skipped (:meth:`done` returns the summary).
+    It holds the options of the run (which include fingerprints of its inputs), the files it
+    wrote and its summary. A rerun with the same options whose files all still exist is
+    skipped: :meth:`done` returns the message to print instead.
     """
 
     def __init__(self, out_dir: Path, corpus: str, options: Mapping[str, Any]) -> None:
         self.path = Path(out_dir) / f".{corpus}.prepared.json"
         self.out_dir = Path(out_dir)
+        self.corpus = corpus
         self.options = json.loads(json.dumps(dict(options), default=str))
 
     def done(self) -> str | None:
-        """The saved summary if this exact preparation already finished, else ``None``."""
+        """``"{corpus} already prepared in {out_dir}; nothing to do."`` and the saved summary if
+        this exact preparation already finished, else ``None``."""
         if not self.path.is_file():
             return None
         try:
@@ -255,14 +306,15 @@ class Stamp:
         except (OSError, json.JSONDecodeError):
             return None
         if saved.get("options") != self.options:
-            log.info("%s: options differ from the previous run; preparing again", self.path)
+            log.info("%s: options or inputs differ from the last run; preparing again", self.path)
             return None
         files = saved.get("files", [])
         missing = [f for f in files if not (self.out_dir / f).is_file()]
         if missing:
             log.info("%s: %d output files are missing; preparing again", self.path, len(missing))
             return None
-        return str(saved.get("summary", ""))
+        summary = str(saved.get("summary", ""))
+        return f"{self.corpus} already prepared in {self.out_dir}; nothing to do.\n{summary}"
 
     def write(self, files: Iterable[Path], summary: str) -> None:
         """Record a finished run (written last, atomically)."""

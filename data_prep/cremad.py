@@ -24,12 +24,13 @@ from typing import Any
 
 from data_prep.corpus import (
     Stamp,
-    describe_parts,
+    files_digest,
+    listing_digest,
     make_cut,
     normalise_gender,
     require_dir,
     scan_recordings,
-    write_part,
+    write_parts,
 )
 from dino_speech.errors import DataError
 
@@ -71,17 +72,13 @@ _NAME = re.compile(
 def prepare_cremad(corpus_dir: str | Path, out_dir: str | Path, *, num_jobs: int = 1) -> str:
     """Prepare CREMA-D into ``out_dir`` (part ``all``); returns a summary.
 
-    Rerunning on a finished output does nothing.
+    Rerunning on the same inputs does nothing.
 
     Raises:
         DataError: no ``AudioWAV`` folder with CREMA-D file names, or a malformed demographics
             file.
     """
     corpus_dir, out_dir = Path(corpus_dir), Path(out_dir)
-    stamp = Stamp(out_dir, CORPUS, {"corpus_dir": corpus_dir.resolve()})
-    if (summary := stamp.done()) is not None:
-        return f"{CORPUS} already prepared in {out_dir}; nothing to do.\n{summary}"
-
     require_dir(corpus_dir, "CREMA-D folder", "the CREMA-D folder holding AudioWAV/")
     audio_dir = corpus_dir / "AudioWAV"
     if not audio_dir.is_dir():
@@ -112,7 +109,19 @@ def prepare_cremad(corpus_dir: str | Path, out_dir: str | Path, *, num_jobs: int
             f"{audio_dir}: no CREMA-D wavs named <actor>_<sentence>_<emotion>_<level>.wav "
             "(e.g. 1001_DFA_ANG_XX.wav)"
         )
-    demographics = _read_demographics(corpus_dir / "VideoDemographics.csv")
+    demographics_path = corpus_dir / "VideoDemographics.csv"
+    stamp = Stamp(
+        out_dir,
+        CORPUS,
+        {
+            "corpus_dir": corpus_dir.resolve(),
+            "audio": listing_digest(files.values()),
+            "demographics": files_digest(p for p in [demographics_path] if p.is_file()),
+        },
+    )
+    if (done := stamp.done()) is not None:
+        return done
+    demographics = _read_demographics(demographics_path)
 
     recordings, _ = scan_recordings(sorted(files.items()), num_jobs=num_jobs, desc="CREMA-D")
     cuts = []
@@ -142,11 +151,7 @@ def prepare_cremad(corpus_dir: str | Path, out_dir: str | Path, *, num_jobs: int
             f"{audio_dir}: none of the {len(files)} CREMA-D wavs could be read (Git LFS "
             "pointers instead of audio? run 'git lfs pull' in the CREMA-D repository)"
         )
-    parts = {"all": cuts}
-    written = write_part(out_dir, CORPUS, "all", cuts)
-    summary = describe_parts(CORPUS, out_dir, parts)
-    stamp.write(written, summary)
-    return summary
+    return write_parts(stamp, {"all": cuts})
 
 
 def _read_demographics(path: Path) -> dict[str, dict[str, Any]]:

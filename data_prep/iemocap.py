@@ -33,11 +33,12 @@ from pathlib import Path
 
 from data_prep.corpus import (
     Stamp,
-    describe_parts,
+    files_digest,
+    listing_digest,
     make_cut,
     require_dir,
     scan_recordings,
-    write_part,
+    write_parts,
 )
 from dino_speech.errors import DataError
 
@@ -129,18 +130,26 @@ def parse_emo_evaluation(path: Path) -> list[Label]:
 def prepare_iemocap(corpus_dir: str | Path, out_dir: str | Path, *, num_jobs: int = 1) -> str:
     """Prepare IEMOCAP into ``out_dir`` (parts ``all`` and ``4class``); returns a summary.
 
-    Rerunning on a finished output does nothing.
+    Rerunning on the same inputs does nothing.
 
     Raises:
         DataError: the folder does not have the official layout, a label file is malformed,
             or no labelled utterance has audio.
     """
     corpus_dir, out_dir = Path(corpus_dir), Path(out_dir)
-    stamp = Stamp(out_dir, CORPUS, {"corpus_dir": corpus_dir.resolve()})
-    if (summary := stamp.done()) is not None:
-        return f"{CORPUS} already prepared in {out_dir}; nothing to do.\n{summary}"
+    labels, wavs, label_files = _read_sessions(corpus_dir)
+    stamp = Stamp(
+        out_dir,
+        CORPUS,
+        {
+            "corpus_dir": corpus_dir.resolve(),
+            "labels": files_digest(label_files),
+            "audio": listing_digest(wavs.values()),
+        },
+    )
+    if (done := stamp.done()) is not None:
+        return done
 
-    labels, wavs = _read_sessions(corpus_dir)
     missing = [lab.utt for lab in labels if lab.utt not in wavs]
     if missing:
         log.warning(
@@ -188,17 +197,11 @@ def prepare_iemocap(corpus_dir: str | Path, out_dir: str | Path, *, num_jobs: in
     if not cuts_all:
         raise DataError(f"{corpus_dir}: no IEMOCAP utterance has readable audio")
 
-    parts = {"all": cuts_all, "4class": cuts_4}
-    written = []
-    for part, cuts in parts.items():
-        written += write_part(out_dir, CORPUS, part, cuts)
-    summary = describe_parts(CORPUS, out_dir, parts)
-    stamp.write(written, summary)
-    return summary
+    return write_parts(stamp, {"all": cuts_all, "4class": cuts_4})
 
 
-def _read_sessions(corpus_dir: Path) -> tuple[list[Label], dict[str, Path]]:
-    """All labels of the five sessions and ``{utt: wav path}``."""
+def _read_sessions(corpus_dir: Path) -> tuple[list[Label], dict[str, Path], list[Path]]:
+    """All labels of the five sessions, ``{utt: wav path}`` and the label files read."""
     require_dir(
         corpus_dir,
         "IEMOCAP folder",
@@ -215,6 +218,7 @@ def _read_sessions(corpus_dir: Path) -> tuple[list[Label], dict[str, Path]]:
         log.warning("only sessions %s of IEMOCAP are present", ", ".join(map(str, found)))
     labels: list[Label] = []
     wavs: dict[str, Path] = {}
+    all_label_files: list[Path] = []
     for s in found:
         session = corpus_dir / f"Session{s}"
         emo_dir = require_dir(
@@ -230,6 +234,7 @@ def _read_sessions(corpus_dir: Path) -> tuple[list[Label], dict[str, Path]]:
         label_files = sorted(p for p in emo_dir.glob("*.txt") if not p.name.startswith("."))
         if not label_files:
             raise DataError(f"{emo_dir}: no <dialog>.txt label files found")
+        all_label_files += label_files
         for path in label_files:
             labels += parse_emo_evaluation(path)
         for wav in sorted(wav_dir.glob("*/*.wav")):
@@ -245,4 +250,4 @@ def _read_sessions(corpus_dir: Path) -> tuple[list[Label], dict[str, Path]]:
         if lab.utt in seen:
             raise DataError(f"IEMOCAP utterance '{lab.utt}' is labelled twice")
         seen.add(lab.utt)
-    return labels, wavs
+    return labels, wavs, all_label_files

@@ -25,12 +25,13 @@ from typing import Any
 
 from data_prep.corpus import (
     Stamp,
-    describe_parts,
+    files_digest,
+    listing_digest,
     make_cut,
     normalise_gender,
     require_dir,
     scan_recordings,
-    write_part,
+    write_parts,
 )
 from dino_speech.errors import DataError
 
@@ -99,17 +100,13 @@ def read_labels(path: Path) -> list[dict[str, str]]:
 def prepare_msp_podcast(corpus_dir: str | Path, out_dir: str | Path, *, num_jobs: int = 1) -> str:
     """Prepare MSP-Podcast into ``out_dir``, one part per official split; returns a summary.
 
-    Rerunning on a finished output does nothing.
+    Rerunning on the same inputs does nothing.
 
     Raises:
         DataError: the folder lacks ``Audios/`` or the labels file, the labels are malformed,
             or none of the labelled files has audio.
     """
     corpus_dir, out_dir = Path(corpus_dir), Path(out_dir)
-    stamp = Stamp(out_dir, CORPUS, {"corpus_dir": corpus_dir.resolve()})
-    if (summary := stamp.done()) is not None:
-        return f"{CORPUS} already prepared in {out_dir}; nothing to do.\n{summary}"
-
     expected = "Audios/<FileName>.wav and Labels/labels_consensus.csv"
     require_dir(corpus_dir, "MSP-Podcast folder", f"a folder holding {expected}")
     audio_dir = corpus_dir / "Audios"
@@ -140,6 +137,17 @@ def prepare_msp_podcast(corpus_dir: str | Path, out_dir: str | Path, *, num_jobs
         )
     if not items:
         raise DataError(f"none of the {len(rows)} files listed in {labels_path} is in {audio_dir}")
+    stamp = Stamp(
+        out_dir,
+        CORPUS,
+        {
+            "corpus_dir": corpus_dir.resolve(),
+            "labels": files_digest([labels_path]),
+            "audio": listing_digest(path for _, path in items),
+        },
+    )
+    if (done := stamp.done()) is not None:
+        return done
     recordings, _ = scan_recordings(items, num_jobs=num_jobs, desc="MSP-Podcast")
 
     by_part: dict[str, list[Any]] = defaultdict(list)
@@ -164,13 +172,7 @@ def prepare_msp_podcast(corpus_dir: str | Path, out_dir: str | Path, *, num_jobs
         )
         by_part[_part_name(row["Split_Set"])].append(cut)
 
-    parts = dict(sorted(by_part.items(), key=lambda kv: _part_order(kv[0])))
-    written = []
-    for part, cuts in parts.items():
-        written += write_part(out_dir, CORPUS, part, cuts)
-    summary = describe_parts(CORPUS, out_dir, parts)
-    stamp.write(written, summary)
-    return summary
+    return write_parts(stamp, dict(sorted(by_part.items(), key=lambda kv: _part_order(kv[0]))))
 
 
 def _rating(row: dict[str, str], column: str, path: Path) -> float | None:

@@ -30,7 +30,14 @@ from typing import Any
 
 from lhotse import MonoCut
 
-from data_prep.corpus import Stamp, make_cut, require_dir, write_part
+from data_prep.corpus import (
+    Stamp,
+    files_digest,
+    listing_digest,
+    make_cut,
+    require_dir,
+    write_part,
+)
 from dino_speech.errors import DataError
 
 __all__ = ["CATEGORIES", "prepare_musan"]
@@ -54,14 +61,18 @@ def prepare_musan(
         categories: which of ``music``, ``noise``, ``speech`` to include.
         use_vocals: keep the music tracks that have vocals.
 
-    Rerunning on a finished output does nothing.
+    Rerunning on the same inputs does nothing.
 
     Raises:
-        DataError: an unknown category, or the folder lacks a category folder with wavs.
+        DataError: an unknown category, the folder lacks a category folder with wavs, or a
+            wav cannot be read (the message names it).
     """
+    from lhotse.audio.utils import AudioLoadingError
     from lhotse.recipes import prepare_musan as lhotse_prepare_musan
 
-    corpus_dir, out_dir = Path(corpus_dir), Path(out_dir)
+    # Absolute, so that the manifests work from any working directory (lhotse keeps paths
+    # as it finds them).
+    corpus_dir, out_dir = Path(corpus_dir).resolve(), Path(out_dir)
     unknown = [c for c in categories if c not in CATEGORIES]
     if unknown or not categories:
         raise DataError(
@@ -69,24 +80,40 @@ def prepare_musan(
             f"valid: {', '.join(CATEGORIES)}"
         )
     categories = tuple(c for c in CATEGORIES if c in categories)
-    stamp = Stamp(
-        out_dir,
-        CORPUS,
-        {"corpus_dir": corpus_dir.resolve(), "categories": categories, "vocals": use_vocals},
-    )
-    if (summary := stamp.done()) is not None:
-        return f"{CORPUS} already prepared in {out_dir}; nothing to do.\n{summary}"
-
     expected = "music/, noise/ and speech/ folders of <source>/<id>.wav files"
     require_dir(corpus_dir, "MUSAN folder", f"the musan folder holding {expected}")
+    wavs: list[Path] = []
     for category in categories:
         folder = corpus_dir / category
-        if not folder.is_dir() or next(folder.rglob("*.wav"), None) is None:
+        found = sorted(folder.rglob("*.wav")) if folder.is_dir() else []
+        if not found:
             raise DataError(
                 f"{corpus_dir} does not look like MUSAN: no wavs in {folder} (expected {expected})"
             )
+        wavs += found
+    annotations = (
+        sorted((corpus_dir / "music").rglob("ANNOTATIONS")) if "music" in categories else []
+    )
+    stamp = Stamp(
+        out_dir,
+        CORPUS,
+        {
+            "corpus_dir": corpus_dir,
+            "categories": categories,
+            "vocals": use_vocals,
+            "audio": listing_digest(wavs),
+            "annotations": files_digest(annotations),
+        },
+    )
+    if (done := stamp.done()) is not None:
+        return done
+
     log.info("scanning MUSAN (%s) with lhotse's recipe", ", ".join(categories))
-    manifests = lhotse_prepare_musan(corpus_dir, parts=categories, use_vocals=True)
+    try:
+        manifests = lhotse_prepare_musan(corpus_dir, parts=categories, use_vocals=True)
+    except AudioLoadingError as exc:
+        reason = str(exc).splitlines()[0].removesuffix(" Details:")
+        raise DataError(f"MUSAN: {reason} (replace or remove the file, then rerun)") from None
 
     cuts: list[MonoCut] = []
     counts: dict[str, Any] = {}
@@ -119,7 +146,8 @@ def prepare_musan(
     written = write_part(out_dir, CORPUS, "all", cuts, keys=("category",))
     lines = [f"Prepared {CORPUS} in {out_dir} (part 'all', {len(cuts)} files):"]
     lines += [f"  {c:<7} {n:>6} files  {h:7.2f} h" for c, (n, h) in counts.items()]
-    lines.append(f"  training configs: data.musan_cuts={out_dir / 'musan_cuts_all.jsonl.gz'}")
+    manifest = (out_dir / "musan_cuts_all.jsonl.gz").resolve()
+    lines.append(f"  training configs: data.musan_cuts={manifest}")
     summary = "\n".join(lines)
     stamp.write(written, summary)
     return summary

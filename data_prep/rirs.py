@@ -33,7 +33,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from data_prep.corpus import Stamp, make_cut, require_dir, scan_recordings, write_part
+from data_prep.corpus import (
+    Stamp,
+    listing_digest,
+    make_cut,
+    require_dir,
+    scan_recordings,
+    write_part,
+)
 from dino_speech.errors import DataError
 
 __all__ = ["KINDS", "ROOM_SIZES", "RirEntry", "prepare_rirs", "read_rir_list"]
@@ -99,7 +106,7 @@ def prepare_rirs(
         room_sizes: the simulated room sizes to include (``small``, ``medium``, ``large``).
         num_jobs: processes reading audio headers.
 
-    Rerunning on a finished output does nothing.
+    Rerunning on the same inputs does nothing.
 
     Raises:
         DataError: unknown kinds or sizes, the folder lacks the expected sub-folders, a
@@ -114,12 +121,6 @@ def prepare_rirs(
     expected = "RIRS_NOISES with simulated_rirs/ and real_rirs_isotropic_noises/"
     require_dir(corpus_dir, "RIRS_NOISES folder", expected)
     root = corpus_dir / "RIRS_NOISES" if (corpus_dir / "RIRS_NOISES").is_dir() else corpus_dir
-    stamp = Stamp(
-        out_dir, CORPUS, {"root": root.resolve(), "kinds": kinds, "room_sizes": room_sizes}
-    )
-    if (summary := stamp.done()) is not None:
-        return f"{CORPUS} already prepared in {out_dir}; nothing to do.\n{summary}"
-
     entries: list[tuple[RirEntry, str, str | None]] = []  # (entry, kind, room size)
     for size in room_sizes:
         entries += [(e, "simulated", size) for e in _simulated(root, size, expected)]
@@ -130,6 +131,18 @@ def prepare_rirs(
         raise DataError(
             f"{len(missing)} RIR files named in the rir_list files do not exist, e.g. {missing[0]}"
         )
+    stamp = Stamp(
+        out_dir,
+        CORPUS,
+        {
+            "root": root.resolve(),
+            "kinds": kinds,
+            "room_sizes": room_sizes,
+            "rirs": listing_digest(f"{e.rir_id} {e.room} {e.path}" for e, _, _ in entries),
+        },
+    )
+    if (done := stamp.done()) is not None:
+        return done
 
     recordings, _ = scan_recordings(
         [(e.rir_id, e.path) for e, _, _ in entries], num_jobs=num_jobs, desc="RIRs"
@@ -150,7 +163,8 @@ def prepare_rirs(
         of_kind = [c for c in cuts if c.custom["category"] == kind]
         rooms = len({c.custom["room"] for c in of_kind})
         lines.append(f"  {kind:<9} {len(of_kind):>6} RIRs  {rooms:>5} rooms")
-    lines.append(f"  training configs: data.rir_cuts={out_dir / 'rirs_cuts_all.jsonl.gz'}")
+    manifest = (out_dir / "rirs_cuts_all.jsonl.gz").resolve()
+    lines.append(f"  training configs: data.rir_cuts={manifest}")
     summary = "\n".join(lines)
     stamp.write(written, summary)
     return summary

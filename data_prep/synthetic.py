@@ -15,151 +15,47 @@ Layout of ``OUT`` (see PLAN.md)::
     synthetic_{recordings,supervisions,cuts}_{train,test}.jsonl.gz
     {train,test}/wav.scp utt2spk spk2utt utt2emo utt2sess;  test/trials
 
-Every random draw comes from a generator seeded by ``(seed, purpose, index)``, so the output is
-the same for any ``num_jobs``, and adding utterances or speakers leaves the existing speakers'
-voices unchanged.
+The corpus design (speakers, sessions, utterances, split, trials) is :mod:`data_prep.synth.plan`;
+every random draw there is seeded by ``(seed, purpose, index)``, so the output is the same for any
+``num_jobs``. This module renders the plan with worker processes and writes the files.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import multiprocessing
 import shutil
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from lhotse import (
-    AudioSource,
-    CutSet,
-    MonoCut,
-    Recording,
-    RecordingSet,
-    SupervisionSegment,
-    SupervisionSet,
-)
+from lhotse import AudioSource, MonoCut, Recording
 from tqdm import tqdm
 
-from data_prep.synth.channel import Channel, apply_channel, perturb_channel, sample_channel
-from data_prep.synth.phones import articulate
-from data_prep.synth.source_filter import synthesise
-from data_prep.synth.voice import (
-    SpeakerTraits,
-    realise_voice,
-    sample_emotion,
-    sample_speaker_traits,
+from data_prep.corpus import make_cut, write_part
+from data_prep.synth.plan import (
+    SAMPLE_RATE,
+    UtterancePlan,
+    make_trials,
+    plan_corpus,
+    render_utterance,
+    rounded,
 )
+from data_prep.synth.voice import SpeakerTraits
 from dino_speech.audio import write_audio
-from dino_speech.data.manifests import manifest_path, write_kaldi_lists, write_manifests
+from dino_speech.data.manifests import manifest_path
 from dino_speech.errors import ConfigError, DataError
 
-__all__ = [
-    "CORPUS",
-    "SAMPLE_RATE",
-    "UtterancePlan",
-    "make_trials",
-    "plan_corpus",
-    "prepare_synthetic",
-    "render_utterance",
-]
+__all__ = ["CORPUS", "SAMPLE_RATE", "prepare_synthetic"]
 
 log = logging.getLogger(__name__)
 
 CORPUS = "synthetic"
-SAMPLE_RATE = 16000
 # Bump when the generator's output changes, so an old corpus is not mistaken for a new one.
 GENERATOR_VERSION = 2
 PARTS = ("train", "test")
-
-# Purposes in the seed tuples (seed, purpose, index...) of the random generators.
-_SPEAKER, _SESSION, _SCRIPT, _RENDER, _SPLIT, _TRIALS = range(6)
-
-
-@dataclass(frozen=True)
-class UtterancePlan:
-    """Everything needed to render one utterance (picklable for worker processes)."""
-
-    index: int  # position in the corpus; seeds the utterance's own generator
-    utt_id: str
-    speaker: str
-    session: str
-    emotion: str
-    num_samples: int
-    traits: SpeakerTraits
-    channel: Channel  # the session's channel, before this recording's perturbation
-
-
-@dataclass(frozen=True)
-class CorpusPlan:
-    speakers: dict[str, SpeakerTraits]
-    test_speakers: list[str]
-    sessions: dict[str, Channel]  # session id -> channel
-    utterances: list[UtterancePlan]
-
-
-def _rng(seed: int, *keys: int) -> np.random.Generator:
-    return np.random.default_rng([seed, *keys])
-
-
-def _num_sessions(utts_per_speaker: int) -> int:
-    return max(1, min(4, utts_per_speaker // 3, math.ceil(utts_per_speaker / 5)))
-
-
-def plan_corpus(
-    num_speakers: int,
-    utts_per_speaker: int,
-    duration_range: tuple[float, float],
-    num_test_speakers: int,
-    seed: int,
-) -> CorpusPlan:
-    """Speakers, their sessions and channels, the split, and every utterance's plan."""
-    speakers: dict[str, SpeakerTraits] = {}
-    sessions: dict[str, Channel] = {}
-    utterances: list[UtterancePlan] = []
-    lo, hi = duration_range
-    for s in range(num_speakers):
-        spk = f"spk{s:04d}"
-        traits = sample_speaker_traits(_rng(seed, _SPEAKER, s))
-        speakers[spk] = traits
-        n_sess = _num_sessions(utts_per_speaker)
-        for k in range(n_sess):
-            sessions[f"{spk}-s{k}"] = sample_channel(_rng(seed, _SESSION, s, k))
-        script = _rng(seed, _SCRIPT, s)
-        session_of = script.permutation(utts_per_speaker) % n_sess
-        for u in range(utts_per_speaker):
-            session = f"{spk}-s{session_of[u]}"
-            utterances.append(
-                UtterancePlan(
-                    index=s * utts_per_speaker + u,
-                    utt_id=f"{spk}-{u:04d}",
-                    speaker=spk,
-                    session=session,
-                    emotion=sample_emotion(script),
-                    num_samples=int(round(script.uniform(lo, hi) * SAMPLE_RATE)),
-                    traits=traits,
-                    channel=sessions[session],
-                )
-            )
-    order = _rng(seed, _SPLIT).permutation(num_speakers)
-    test = sorted(f"spk{i:04d}" for i in order[:num_test_speakers])
-    return CorpusPlan(speakers, test, sessions, utterances)
-
-
-def render_utterance(plan: UtterancePlan, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
-    """Synthesise one utterance: ``(waveform (num_samples,) float32, realised parameters)``."""
-    rng = _rng(seed, _RENDER, plan.index)
-    voice = realise_voice(plan.traits, plan.emotion, rng)
-    tracks = articulate(voice, plan.num_samples, SAMPLE_RATE, rng)
-    speech = synthesise(tracks, voice, SAMPLE_RATE, rng)
-    channel = perturb_channel(plan.channel, rng)
-    wave = apply_channel(speech, channel, SAMPLE_RATE, rng, gain_db=voice.effort_db)
-    realised = {"voice": voice.to_dict(), "channel": _round(channel.to_dict())}
-    return wave.astype(np.float32), realised
 
 
 def _render_and_write(job: tuple[UtterancePlan, int, str]) -> dict[str, Any]:
@@ -167,48 +63,6 @@ def _render_and_write(job: tuple[UtterancePlan, int, str]) -> dict[str, Any]:
     wave, realised = render_utterance(plan, seed)
     write_audio(path, wave, SAMPLE_RATE)
     return realised
-
-
-def make_trials(utt2spk: dict[str, str], seed: int) -> list[tuple[str, str, str]]:
-    """All target pairs plus as many non-target pairs, drawn uniformly without repetition.
-
-    Pairs are ``(utt1, utt2, "target"|"nontarget")`` with ``utt1 < utt2``, sorted.
-    """
-    utts = sorted(utt2spk)
-    by_spk: dict[str, list[str]] = defaultdict(list)
-    for u in utts:
-        by_spk[utt2spk[u]].append(u)
-    if len(by_spk) < 2:
-        raise DataError("trials need at least two speakers")
-    targets = [
-        (a, b, "target") for us in by_spk.values() for i, a in enumerate(us) for b in us[i + 1 :]
-    ]
-    if not targets:
-        raise DataError("trials need a speaker with at least two utterances")
-    total_nontarget = (len(utts) ** 2 - sum(len(us) ** 2 for us in by_spk.values())) // 2
-    wanted = min(len(targets), total_nontarget)
-    rng = _rng(seed, _TRIALS)
-    chosen: set[tuple[int, int]] = set()
-    while len(chosen) < wanted:
-        i, j = rng.integers(len(utts), size=(2, 2 * (wanted - len(chosen)) + 16))
-        for a, b in zip(i.tolist(), j.tolist(), strict=True):
-            if utt2spk[utts[a]] != utt2spk[utts[b]]:
-                chosen.add((min(a, b), max(a, b)))
-                if len(chosen) == wanted:
-                    break
-    nontargets = [(utts[a], utts[b], "nontarget") for a, b in chosen]
-    return sorted(targets + nontargets)
-
-
-def _round(d: dict[str, Any]) -> dict[str, Any]:
-    def r(v: Any) -> Any:
-        if isinstance(v, float):
-            return round(v, 4)
-        if isinstance(v, (tuple, list)):
-            return [r(x) for x in v]
-        return v
-
-    return {k: r(v) for k, v in d.items()}
 
 
 def _settings(
@@ -396,11 +250,7 @@ def prepare_synthetic(
     for u in plan.utterances:
         parts["test" if u.speaker in test else "train"].append(_make_cut(u, paths[u.utt_id]))
     for part, cut_list in parts.items():
-        cuts = CutSet.from_cuts(cut_list)
-        recordings = RecordingSet.from_recordings(c.recording for c in cut_list)
-        supervisions = SupervisionSet.from_segments(c.supervisions[0] for c in cut_list)
-        write_manifests(out, CORPUS, part, recordings, supervisions, cuts)
-        write_kaldi_lists(cuts, out / part)
+        write_part(out, CORPUS, part, cut_list)
     utt2spk = {u.utt_id: u.speaker for u in plan.utterances if u.speaker in test}
     trials = make_trials(utt2spk, seed)
     (out / "test" / "trials").write_text("".join(f"{a} {b} {t}\n" for a, b, t in trials))
@@ -414,7 +264,7 @@ def prepare_synthetic(
             spk: {
                 "part": "test" if spk in test else "train",
                 "traits": traits.to_dict(),
-                "sessions": {s: _round(plan.sessions[s].to_dict()) for s in sessions_of[spk]},
+                "sessions": {s: rounded(plan.sessions[s].to_dict()) for s in sessions_of[spk]},
             }
             for spk, traits in plan.speakers.items()
         },
@@ -444,28 +294,16 @@ def prepare_synthetic(
 
 
 def _make_cut(u: UtterancePlan, path: Path) -> MonoCut:
-    duration = u.num_samples / SAMPLE_RATE
     recording = Recording(
         id=u.utt_id,
         sources=[AudioSource(type="file", channels=[0], source=str(path))],
         sampling_rate=SAMPLE_RATE,
         num_samples=u.num_samples,
-        duration=duration,
+        duration=u.num_samples / SAMPLE_RATE,
     )
-    supervision = SupervisionSegment(
-        id=u.utt_id,
-        recording_id=u.utt_id,
-        start=0.0,
-        duration=duration,
+    return make_cut(
+        recording,
         speaker=u.speaker,
-        gender="f" if u.traits.sex == "female" else "m",
-    )
-    return MonoCut(
-        id=u.utt_id,
-        start=0.0,
-        duration=duration,
-        channel=0,
-        supervisions=[supervision],
-        recording=recording,
-        custom={"speaker": u.speaker, "emotion": u.emotion, "session": u.session},
+        gender=u.traits.sex,
+        custom={"emotion": u.emotion, "session": u.session},
     )

@@ -54,12 +54,13 @@ from typing import Any
 
 from data_prep.corpus import (
     Stamp,
-    describe_parts,
+    files_digest,
     iter_files,
+    listing_digest,
     make_cut,
     normalise_gender,
     scan_recordings,
-    write_part,
+    write_parts,
 )
 from dino_speech.errors import DataError
 
@@ -163,7 +164,7 @@ def prepare_voxceleb(
             ``meta/`` folder, and ``corpus_dir``].
         num_jobs: processes reading audio headers.
 
-    Rerunning on a finished output does nothing.
+    Rerunning on the same inputs does nothing.
 
     Raises:
         DataError: no VoxCeleb audio where expected (the message says what was expected),
@@ -172,27 +173,32 @@ def prepare_voxceleb(
     out_dir = Path(out_dir)
     vox1, vox2 = _roots(corpus_dir, vox1_dir, vox2_dir)
     trial_files = _find_trial_lists(vox1, trials_dir, corpus_dir) if vox1 else {}
-    options: dict[str, Any] = {
-        "vox1": vox1.resolve() if vox1 else None,
-        "vox2": vox2.resolve() if vox2 else None,
-        "trials": {k: [str(p.resolve()), p.stat().st_size] for k, p in trial_files.items()},
-    }
-    stamp = Stamp(out_dir, CORPUS, options)
-    if (summary := stamp.done()) is not None:
-        return f"{CORPUS} already prepared in {out_dir}; nothing to do.\n{summary}"
-
+    meta_files = [
+        root / name
+        for root, name in ((vox1, "vox1_meta.csv"), (vox2, "vox2_meta.csv"))
+        if root is not None and (root / name).is_file()
+    ]
     meta: dict[str, dict[str, str | None]] = {}
-    items: list[_Item] = []
-    if vox1 is not None:
-        meta.update(_read_meta(vox1 / "vox1_meta.csv"))
-        items += _vox1_items(vox1, meta)
-    if vox2 is not None:
-        meta.update(_read_meta(vox2 / "vox2_meta.csv"))
-        items += _vox2_items(vox2, meta)
+    for path in meta_files:
+        meta.update(_read_meta(path))
+    items = (_vox1_items(vox1, meta) if vox1 else []) + (_vox2_items(vox2, meta) if vox2 else [])
+    stamp = Stamp(
+        out_dir,
+        CORPUS,
+        {
+            "vox1": vox1.resolve() if vox1 else None,
+            "vox2": vox2.resolve() if vox2 else None,
+            "trials": sorted(trial_files),
+            "lists": files_digest([*trial_files.values(), *meta_files]),
+            "audio": listing_digest(item.path for item in items),
+        },
+    )
+    if (done := stamp.done()) is not None:
+        return done
+
     recordings, _ = scan_recordings(
         [(item.utt, item.path) for item in items], num_jobs=num_jobs, desc="VoxCeleb"
     )
-
     parts: dict[str, list[Any]] = {}
     for item in items:
         if item.utt not in recordings:
@@ -216,22 +222,13 @@ def prepare_voxceleb(
         for p in ("vox1_dev", "vox1_test", "vox1", "vox2_dev", "vox2_test")
         if p in parts
     }
-
-    written = []
-    for part, cuts in parts.items():
-        written += write_part(out_dir, CORPUS, part, cuts)
     trial_lines, trial_paths = _write_trials(out_dir, trial_files, parts)
-    written += trial_paths
-    summary = describe_parts(CORPUS, out_dir, parts)
-    if trial_lines:
-        summary += "\n" + "\n".join(trial_lines)
-    elif vox1 is not None:
-        summary += (
-            f"\n  no trial lists found (looked for {', '.join(TRIAL_LISTS.values())} in the "
+    if not trial_lines and vox1 is not None:
+        trial_lines = [
+            f"  no trial lists found (looked for {', '.join(TRIAL_LISTS.values())} in the "
             "VoxCeleb1 root; see --trials-dir)"
-        )
-    stamp.write(written, summary)
-    return summary
+        ]
+    return write_parts(stamp, parts, notes=trial_lines, extra_files=trial_paths)
 
 
 def _roots(
@@ -336,9 +333,7 @@ def _vox2_items(root: Path, meta: dict[str, dict[str, str | None]]) -> list[_Ite
 
 def _read_meta(path: Path) -> dict[str, dict[str, str | None]]:
     """``{speaker: {"gender", "nationality", "split"}}`` from ``vox1_meta.csv`` (tab-separated)
-    or ``vox2_meta.csv`` (comma-separated); empty if the file is absent."""
-    if not path.is_file():
-        return {}
+    or ``vox2_meta.csv`` (comma-separated)."""
     lines = [line for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     if not lines:
         return {}

@@ -54,6 +54,27 @@ def test_options_select_categories_and_drop_vocals(tmp_path: Path):
     assert len(load_cuts(out / "musan_cuts_all.jsonl.gz")) == len(_expected())
 
 
+def test_relative_corpus_dir_gives_absolute_paths(tmp_path: Path, monkeypatch):
+    make_musan(tmp_path / "musan")
+    monkeypatch.chdir(tmp_path)
+    summary = prepare_musan("musan", "out")
+    manifest = tmp_path / "out" / "musan_cuts_all.jsonl.gz"
+    assert f"data.musan_cuts={manifest}" in summary
+    monkeypatch.chdir(tmp_path / "out")  # the manifest works from any working directory
+    for cut in load_cuts(manifest):
+        assert Path(cut.recording.sources[0].source).is_absolute()
+        assert Path(cut.recording.sources[0].source).is_file()
+
+
+def test_rerun_prepares_again_when_files_change(tmp_path: Path):
+    corpus = make_musan(tmp_path / "musan")
+    out = tmp_path / "out"
+    prepare_musan(corpus, out)
+    (corpus / "noise" / "free-sound" / "noise-free-sound-0001.wav").unlink()
+    assert "nothing to do" not in prepare_musan(corpus, out)
+    assert len(load_cuts(out / "musan_cuts_all.jsonl.gz")) == len(_expected()) - 1
+
+
 def test_bad_layout_and_options(tmp_path: Path):
     corpus = make_musan(tmp_path / "musan")
     with pytest.raises(DataError, match="unknown MUSAN categories babble"):
@@ -63,6 +84,10 @@ def test_bad_layout_and_options(tmp_path: Path):
     with pytest.raises(DataError, match=r"does not look like MUSAN: no wavs in .*speech"):
         prepare_musan(corpus, tmp_path / "out")
     prepare_musan(corpus, tmp_path / "out", categories=("noise",))
+    bad = corpus / "noise" / "free-sound" / "noise-free-sound-0009.wav"
+    bad.write_bytes(b"RIFF, but not audio")
+    with pytest.raises(DataError, match="noise-free-sound-0009.wav.*replace or remove"):
+        prepare_musan(corpus, tmp_path / "out", categories=("noise",))
 
 
 def test_cli(tmp_path: Path):

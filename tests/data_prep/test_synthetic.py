@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from data_prep.synth.channel import Channel, apply_channel, sample_channel
 from data_prep.synth.phones import articulate
+from data_prep.synth.plan import make_trials, plan_corpus, render_utterance
 from data_prep.synth.source_filter import _voiced_source, synthesise
 from data_prep.synth.voice import (
     EMOTIONS,
@@ -22,7 +23,7 @@ from data_prep.synth.voice import (
     realise_voice,
     sample_speaker_traits,
 )
-from data_prep.synthetic import make_trials, plan_corpus, prepare_synthetic, render_utterance
+from data_prep.synthetic import prepare_synthetic
 from dino_speech.audio import audio_info, read_audio
 from dino_speech.cli.main import cli
 from dino_speech.data.manifests import cut_label, load_cuts, read_kaldi_list

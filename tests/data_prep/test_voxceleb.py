@@ -145,6 +145,12 @@ def test_only_test_half_skips_e_and_h(tmp_path: Path, caplog):
     assert "vox1_e_clean" not in summary and "needs part vox1" in caplog.text
     assert (out / "vox1_test" / "trials").is_file()
     assert not (out / "voxceleb_cuts_vox1.jsonl.gz").exists()
+    make_voxceleb1(root)  # the dev half extracted later: the rerun sees the new audio
+    summary = prepare_voxceleb(out, vox1_dir=root)
+    assert "nothing to do" not in summary and "vox1_e_clean" in summary
+    assert len(load_cuts(out / "voxceleb_cuts_vox1.jsonl.gz")) == len(
+        _ids(VOX1_DEV_SPEAKERS + VOX1_TEST_SPEAKERS)
+    )
 
 
 def test_aac_and_bad_layouts_give_clear_errors(tmp_path: Path):
