@@ -2,7 +2,9 @@
 
 Everything goes through :func:`read_audio` (a file path) or :func:`read_cut` (a Lhotse cut):
 soundfile reads wav/flac/ogg at any sample rate and channel count, channels are averaged to
-mono, torchaudio resamples to the requested rate, and the result is validated. Each failure
+mono, torchaudio resamples to the requested rate, and the result is validated. (Cuts that need
+more than a file read, such as speed-perturbed ones, are loaded by Lhotse inside
+:func:`read_cut`, and validated the same way.) Each failure
 has its own exception type, all deriving from :class:`AudioError`, and the message names the
 file, so a training loop can skip-and-count and a CLI can print one clear line.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
@@ -20,6 +22,9 @@ import torch
 import torchaudio.functional as taf
 
 from dino_speech.errors import DinoSpeechError
+
+if TYPE_CHECKING:
+    from lhotse.cut import Cut
 
 __all__ = [
     "AudioError",
@@ -121,20 +126,26 @@ def read_audio(
 
 
 def read_cut(
-    cut: Any, sample_rate: int | None = 16000, *, min_seconds: float = 0.0
+    cut: Cut, sample_rate: int | None = 16000, *, min_seconds: float = 0.0
 ) -> torch.Tensor:
-    """Read the audio of a Lhotse ``MonoCut`` (file-backed recording) as a mono tensor.
+    """Read the audio of a Lhotse cut as a mono tensor at ``sample_rate``.
 
-    The cut's channel is read (several channels of a multi-channel cut are averaged); a source
-    that holds only some of the recording's channels is read whole. Returns ``(num_samples,)``
-    float32.
+    A cut of one audio file without recording transforms (what every preparer of this toolkit
+    writes) is read here with soundfile: only the cut's segment, only the cut's channel(s),
+    averaged. Anything else (speed-perturbed or otherwise transformed recordings, one file per
+    channel, in-memory or URL sources) is loaded through Lhotse's own ``cut.load_audio()``,
+    which applies the transforms and picks the right source, and then validated and resampled
+    the same way; its failures become :class:`AudioReadError`.
+
+    Returns:
+        ``(num_samples,)`` float32.
     """
     recording = getattr(cut, "recording", None)
     if recording is None or not recording.sources:
         raise AudioReadError(getattr(cut, "id", "<cut>"), "cut has no recording to read")
+    if len(recording.sources) > 1 or recording.transforms or recording.sources[0].type != "file":
+        return _read_cut_with_lhotse(cut, sample_rate, min_seconds)
     source = recording.sources[0]
-    if source.type != "file":
-        raise AudioReadError(source.source, f"unsupported audio source type '{source.type}'")
     wanted = cut.channel if isinstance(cut.channel, (list, tuple)) else [cut.channel]
     channels = list(wanted) if list(source.channels) == list(recording.channel_ids) else None
     return read_audio(
@@ -145,6 +156,26 @@ def read_cut(
         min_seconds=min_seconds,
         channels=channels,
     )
+
+
+def _read_cut_with_lhotse(cut: Cut, sample_rate: int | None, min_seconds: float) -> torch.Tensor:
+    """:func:`read_cut` for cuts the soundfile path does not cover (see there)."""
+    files = [s.source for s in cut.recording.sources if s.type == "file"]
+    where = files[0] if len(files) == 1 else f"cut {cut.id}"
+    for path in files:
+        _existing(path)
+    try:
+        audio = cut.load_audio()  # (channels, samples) at cut.sampling_rate
+    except Exception as exc:  # noqa: BLE001 - Lhotse's backends raise many types
+        raise AudioReadError(where, f"cannot read audio: {_reason(exc)}") from None
+    wave = torch.from_numpy(np.ascontiguousarray(np.asarray(audio, dtype=np.float32)))
+    wave = wave.reshape(-1, wave.shape[-1]).mean(dim=0) if wave.dim() > 1 else wave
+    file_sr = int(cut.sampling_rate)
+    validate_waveform(wave, where, sample_rate=file_sr)
+    target_sr = sample_rate or file_sr
+    wave = resample(wave, file_sr, target_sr)
+    validate_waveform(wave, where, sample_rate=target_sr, min_seconds=min_seconds)
+    return wave
 
 
 def resample(wave: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:

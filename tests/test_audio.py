@@ -122,3 +122,36 @@ def test_read_cut_takes_the_cut_channel(tmp_path):
     assert torch.allclose(both, torch.from_numpy((left + right) / 2), atol=1e-6)
     right_cut = MonoCut(id="r", start=0.0, duration=0.5, channel=1, recording=recording)
     assert torch.allclose(read_cut(right_cut, 16000), torch.from_numpy(right), atol=1e-6)
+
+
+def test_read_cut_of_a_speed_perturbed_recording(tmp_path):
+    from lhotse import Recording
+
+    tone = _tone(1.0, 16000, 400)
+    sf.write(tmp_path / "tone.wav", tone, 16000, subtype="FLOAT")
+    cut = Recording.from_file(tmp_path / "tone.wav").to_cut().perturb_speed(1.25)
+    wave = read_cut(cut, 16000)
+    # the whole second played 1.25 times faster: 0.8 s, and the tone is now at 500 Hz
+    assert wave.shape == (cut.num_samples,) and cut.num_samples == 12800
+    spectrum = torch.fft.rfft(wave).abs()
+    assert abs(int(spectrum.argmax()) * 16000 / wave.numel() - 500) < 3
+    assert read_cut(cut, 8000).shape == (6400,)
+
+
+def test_read_cut_with_one_file_per_channel(tmp_path):
+    from lhotse import AudioSource, Recording
+    from lhotse.cut import MonoCut
+
+    left, right = _tone(0.5, 16000, 300), _tone(0.5, 16000, 500)
+    sf.write(tmp_path / "left.wav", left, 16000, subtype="FLOAT")
+    sf.write(tmp_path / "right.wav", right, 16000, subtype="FLOAT")
+    sources = [
+        AudioSource(type="file", channels=[0], source=str(tmp_path / "left.wav")),
+        AudioSource(type="file", channels=[1], source=str(tmp_path / "right.wav")),
+    ]
+    recording = Recording("pair", sources, sampling_rate=16000, num_samples=8000, duration=0.5)
+    right_cut = MonoCut(id="r", start=0.0, duration=0.5, channel=1, recording=recording)
+    assert torch.allclose(read_cut(right_cut, 16000), torch.from_numpy(right), atol=1e-6)
+    (tmp_path / "right.wav").unlink()
+    with pytest.raises(AudioNotFoundError, match="right.wav"):
+        read_cut(right_cut, 16000)

@@ -35,13 +35,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
 from dino_speech.config import AugmentConfig
 from dino_speech.data.noise_bank import NoiseBank
 from dino_speech.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lhotse.cut import Cut
 
 __all__ = [
     "SpecAugment",
@@ -140,8 +143,8 @@ class WaveAugment:
         self,
         cfg: AugmentConfig,
         sample_rate: int,
-        noise_cuts: Iterable[Any] | str | Path | None = None,
-        rir_cuts: Iterable[Any] | str | Path | None = None,
+        noise_cuts: Iterable[Cut] | str | Path | None = None,
+        rir_cuts: Iterable[Cut] | str | Path | None = None,
         *,
         seed: int = 0,
     ) -> None:
@@ -310,7 +313,7 @@ def _index(u: torch.Tensor, count: int | torch.Tensor) -> torch.Tensor:
     return torch.minimum(index, torch.as_tensor(count, device=u.device) - 1).clamp(min=0)
 
 
-def _cuts(source: Iterable[Any] | str | Path | None) -> Iterable[Any] | None:
+def _cuts(source: Iterable[Cut] | str | Path | None) -> Iterable[Cut] | None:
     if source is None or (isinstance(source, str) and not source):
         return None
     if isinstance(source, (str, Path)):

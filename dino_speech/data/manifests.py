@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lhotse import CutSet, RecordingSet, SupervisionSet
+from lhotse.cut import Cut
 
 from dino_speech.errors import DataError
 
@@ -79,7 +80,7 @@ def load_cuts(path: str | Path) -> CutSet:
     return cuts
 
 
-def cut_label(cut: Any, key: str) -> str | None:
+def cut_label(cut: Cut, key: str) -> str | None:
     """The label ``key`` of a cut as a string, or ``None`` if the cut has none.
 
     Reads ``cut.custom[key]``; for ``key == "speaker"`` it falls back to the speaker of the
@@ -242,7 +243,7 @@ def write_manifests(
     return paths
 
 
-def _audio_path(cut: Any) -> str:
+def _audio_path(cut: Cut) -> str:
     recording = getattr(cut, "recording", None)
     if recording is None or not recording.sources:
         raise DataError(f"cut '{cut.id}' has no recording, so it has no wav.scp entry")
@@ -252,7 +253,7 @@ def _audio_path(cut: Any) -> str:
     return str(Path(source.source).resolve())
 
 
-def _covers_recording(cut: Any) -> bool:
+def _covers_recording(cut: Cut) -> bool:
     return cut.start == 0 and abs(cut.duration - cut.recording.duration) < 1e-3
 
 

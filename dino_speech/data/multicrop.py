@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import Dataset
@@ -41,6 +41,10 @@ from dino_speech.audio import AudioError, read_cut
 from dino_speech.config import CropConfig
 from dino_speech.data.noise_bank import stable_seed
 from dino_speech.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lhotse import CutSet
+    from lhotse.cut import Cut
 
 __all__ = ["MultiCropDataset", "crop_samples", "random_crop"]
 
@@ -91,7 +95,7 @@ class MultiCropDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    def crop_cut(self, cut: Any, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def crop_cut(self, cut: Cut, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(num_global, Sg)`` and ``(num_local, Sl)`` crops of one cut's ``(T,)`` waveform."""
         rng = random.Random(stable_seed(self.seed, self.epoch, cut.id))
         c = self.crops
@@ -99,7 +103,7 @@ class MultiCropDataset(Dataset):
         loc = [random_crop(wave, self.local_samples, rng) for _ in range(c.num_local)]
         return _stack(glob, self.global_samples), _stack(loc, self.local_samples)
 
-    def __getitem__(self, cuts: Any) -> dict[str, Any]:
+    def __getitem__(self, cuts: CutSet) -> dict[str, Any]:
         globals_, locals_, ids = [], [], []
         skipped: list[tuple[str, str]] = []
         for cut in cuts:
@@ -125,15 +129,6 @@ class MultiCropDataset(Dataset):
             "num_skipped": len(skipped),
             "skipped": skipped,
         }
-
-
-def __getattr__(name: str) -> Any:
-    # `make_dino_loader` lives in sampling.py (which imports this module); also offer it here.
-    if name == "make_dino_loader":
-        from dino_speech.data.sampling import make_dino_loader
-
-        return make_dino_loader
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _stack(crops: list[torch.Tensor], samples: int) -> torch.Tensor:

@@ -27,7 +27,7 @@ import logging
 import random
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -35,6 +35,9 @@ from dino_speech.audio import AudioError, read_cut
 from dino_speech.config import AugmentConfig
 from dino_speech.data import synthetic_noise
 from dino_speech.errors import DataError
+
+if TYPE_CHECKING:
+    from lhotse.cut import Cut
 
 __all__ = ["CATEGORIES", "NoiseBank", "SlotBank", "musan_category", "prepare_rir", "stable_seed"]
 
@@ -50,7 +53,7 @@ def stable_seed(*parts: object) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
-def musan_category(cut: Any) -> str | None:
+def musan_category(cut: Cut) -> str | None:
     """``noise``, ``music`` or ``speech`` for a MUSAN cut, or None if it cannot be told."""
     custom = getattr(cut, "custom", None) or {}
     if custom.get("category") in CATEGORIES:
@@ -156,8 +159,8 @@ class NoiseBank:
         self,
         cfg: AugmentConfig,
         sample_rate: int,
-        noise_cuts: Iterable[Any] | None = None,
-        rir_cuts: Iterable[Any] | None = None,
+        noise_cuts: Iterable[Cut] | None = None,
+        rir_cuts: Iterable[Cut] | None = None,
         *,
         seed: int = 0,
     ) -> None:
@@ -205,8 +208,8 @@ class NoiseBank:
         return self.rirs.sync(version, device)
 
     @staticmethod
-    def _split_musan(cuts: Iterable[Any]) -> dict[str, list[Any]]:
-        by_category: dict[str, list[Any]] = {}
+    def _split_musan(cuts: Iterable[Cut]) -> dict[str, list[Cut]]:
+        by_category: dict[str, list[Cut]] = {}
         unknown = []
         for cut in cuts:
             category = musan_category(cut)
@@ -246,7 +249,7 @@ class NoiseBank:
         return fill
 
     def _cut_filler(
-        self, kind: str, cuts: list[Any], length: int, *, segment: bool
+        self, kind: str, cuts: list[Cut], length: int, *, segment: bool
     ) -> Callable[[int, int], torch.Tensor]:
         seconds = length / self.sample_rate
 

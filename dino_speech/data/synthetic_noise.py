@@ -41,7 +41,7 @@ def _unit_rms(x: torch.Tensor) -> torch.Tensor:
 
 def _shaped_noise(
     num: int, samples: int, sample_rate: int, slope: torch.Tensor, g: torch.Generator
-):
+) -> torch.Tensor:
     """Gaussian noise with power ``~ f ** -slope`` above 20 Hz; ``slope`` is ``(num, 1)``."""
     spectrum = torch.fft.rfft(torch.randn(num, samples, generator=g))
     freqs = torch.fft.rfftfreq(samples, d=1.0 / sample_rate).clamp(min=20.0)
