@@ -1,10 +1,18 @@
-"""``dino-speech prepare CORPUS``: corpus folder → Lhotse manifests and Kaldi-style lists."""
+"""``dino-speech prepare CORPUS``: corpus folder → Lhotse manifests and Kaldi-style lists.
+
+Each subcommand parses its options and calls the preparer in :mod:`data_prep`; the layouts,
+labels and idempotency live there.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
+
+_Command = TypeVar("_Command", bound=Callable[..., None])
 
 
 def _float_pair(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float]:
@@ -17,9 +25,53 @@ def _float_pair(ctx: click.Context, param: click.Parameter, value: str) -> tuple
     return low, high
 
 
+def _names(value: str) -> tuple[str, ...]:
+    """``"a, b,,c"`` → ``("a", "b", "c")`` (the preparers check the names)."""
+    return tuple(name.strip() for name in value.split(",") if name.strip())
+
+
+def _corpus_dir_option(help_text: str) -> Callable[[_Command], _Command]:
+    """The required ``--corpus-dir`` of a corpus command: an existing folder."""
+    return click.option(
+        "--corpus-dir",
+        required=True,
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help=help_text,
+    )
+
+
+_out_dir_option = click.option(
+    "--out-dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder (created if missing) for the Lhotse manifests "
+    "(<corpus>_cuts_<part>.jsonl.gz, with the recordings and supervisions beside it) and "
+    "each part's Kaldi lists (<part>/wav.scp, utt2spk, ...).",
+)
+_num_jobs_option = click.option(
+    "--num-jobs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Parallel processes reading audio headers.",
+)
+
+
 @click.group()
 def prepare() -> None:
-    """Prepare a corpus: write Lhotse manifests (jsonl.gz) and Kaldi-style lists."""
+    """Prepare a corpus: write Lhotse manifests (jsonl.gz) and Kaldi-style lists.
+
+    Every utterance becomes one cut whose id is the utterance id (the key of wav.scp, utt2spk
+    and the trial lists); labels (speaker, emotion, session, ...) live in the cut's custom
+    fields. Rerunning a finished preparation on the same inputs does nothing; new or removed
+    audio files, edited label files or other options make it prepare again.
+
+    \b
+    Examples:
+      dino-speech prepare synthetic --out-dir data/synthetic
+      dino-speech prepare voxceleb --corpus-dir /corpora/voxceleb --out-dir data/voxceleb
+      dino-speech prepare musan --corpus-dir /corpora/musan --out-dir data/musan
+    """
 
 
 @prepare.command()
@@ -27,7 +79,7 @@ def prepare() -> None:
     "--out-dir",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where the wavs, manifests and lists are written.",
+    help="Where the wavs, manifests and lists are written (empty, new, or holding this corpus).",
 )
 @click.option(
     "--speakers",
@@ -48,7 +100,7 @@ def prepare() -> None:
     default="2,6",
     show_default=True,
     callback=_float_pair,
-    help="Utterance length range in seconds, 'MIN,MAX'.",
+    help="Utterance length range in seconds, 'MIN,MAX' (within 0.5-60).",
 )
 @click.option(
     "--test-speakers",
@@ -103,22 +155,7 @@ def synthetic(
     click.echo(summary)
 
 
-# Options every corpus command shares.
 _existing_dir = click.Path(exists=True, file_okay=False, path_type=Path)
-_out_dir_option = click.option(
-    "--out-dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where the manifests ({corpus}_{recordings,supervisions,cuts}_{part}.jsonl.gz) and "
-    "the Kaldi lists (PART/wav.scp, utt2spk, ...) are written.",
-)
-_num_jobs_option = click.option(
-    "--num-jobs",
-    default=1,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Parallel processes reading audio headers.",
-)
 
 
 @prepare.command()
@@ -160,8 +197,14 @@ def voxceleb(
 ) -> None:
     """VoxCeleb1 and/or VoxCeleb2 with the Vox1-O, E and H trial lists (original and cleaned).
 
+    Parts: vox1_dev, vox1_test, vox1 (both halves; Vox1-E and H need it), vox2_dev,
+    vox2_test, as far as their audio is present. Utterance ids are
+    <speaker>-<video>-<NNNNN>; the trial lists become Kaldi lists
+    (utt1 utt2 target|nontarget): vox1_test/trials (Vox1-O cleaned) and
+    vox1_test/trials_vox1_o_{clean,orig}, vox1/trials_vox1_{o,e,h}_{clean,orig}.
+
     VoxCeleb2 is distributed as AAC (.m4a), which the toolkit's audio reader cannot decode:
-    convert it to wav or flac first (see the README).
+    convert it to 16 kHz wav or flac first (see the README).
     """
     from data_prep.voxceleb import prepare_voxceleb
 
@@ -178,12 +221,7 @@ def voxceleb(
 
 
 @prepare.command()
-@click.option(
-    "--corpus-dir",
-    required=True,
-    type=_existing_dir,
-    help="The MUSAN folder (music/, noise/, speech/ with their ANNOTATIONS).",
-)
+@_corpus_dir_option("The MUSAN folder (music/, noise/, speech/ with their ANNOTATIONS).")
 @_out_dir_option
 @click.option(
     "--categories",
@@ -198,20 +236,20 @@ def voxceleb(
     help="Keep the music tracks that have vocals.",
 )
 def musan(corpus_dir: Path, out_dir: Path, categories: str, vocals: bool) -> None:
-    """MUSAN noise, music and speech as cuts with custom["category"] (part 'all')."""
+    """MUSAN noise, music and speech for augmentation (part 'all').
+
+    Every file is one cut with custom["category"] = noise, music or speech; point
+    data.musan_cuts of a training config at OUT_DIR/musan_cuts_all.jsonl.gz.
+    """
     from data_prep.musan import prepare_musan
 
-    names = tuple(c.strip() for c in categories.split(",") if c.strip())
-    click.echo(prepare_musan(corpus_dir, out_dir, categories=names, use_vocals=vocals))
+    click.echo(prepare_musan(corpus_dir, out_dir, categories=_names(categories), use_vocals=vocals))
 
 
 @prepare.command()
-@click.option(
-    "--corpus-dir",
-    required=True,
-    type=_existing_dir,
-    help="The RIRS_NOISES folder (simulated_rirs/, real_rirs_isotropic_noises/), "
-    "or the folder holding it.",
+@_corpus_dir_option(
+    "The RIRS_NOISES folder (simulated_rirs/, real_rirs_isotropic_noises/), "
+    "or the folder holding it."
 )
 @_out_dir_option
 @click.option(
@@ -228,33 +266,32 @@ def musan(corpus_dir: Path, out_dir: Path, categories: str, vocals: bool) -> Non
 )
 @_num_jobs_option
 def rirs(corpus_dir: Path, out_dir: Path, kinds: str, room_sizes: str, num_jobs: int) -> None:
-    """Room impulse responses (simulated and real) as cuts (part 'all')."""
+    """Room impulse responses of RIRS_NOISES (OpenSLR 28) for reverberation (part 'all').
+
+    The rir_list files decide what is an RIR (the real-RIR folder also holds isotropic
+    noises); point data.rir_cuts of a training config at OUT_DIR/rirs_cuts_all.jsonl.gz.
+    """
     from data_prep.rirs import prepare_rirs
 
-    click.echo(
-        prepare_rirs(
-            corpus_dir,
-            out_dir,
-            kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()),
-            room_sizes=tuple(s.strip() for s in room_sizes.split(",") if s.strip()),
-            num_jobs=num_jobs,
-        )
+    summary = prepare_rirs(
+        corpus_dir, out_dir, kinds=_names(kinds), room_sizes=_names(room_sizes), num_jobs=num_jobs
     )
+    click.echo(summary)
 
 
 @prepare.command()
-@click.option(
-    "--corpus-dir",
-    required=True,
-    type=_existing_dir,
-    help="The IEMOCAP_full_release folder (Session1 ... Session5).",
+@_corpus_dir_option(
+    "The IEMOCAP_full_release folder (Session1 ... Session5, each with sentences/wav/ and "
+    "dialog/EmoEvaluation/)."
 )
 @_out_dir_option
 @_num_jobs_option
 def iemocap(corpus_dir: Path, out_dir: Path, num_jobs: int) -> None:
     """IEMOCAP: parts 'all' (original categories) and '4class' (4-class protocol).
 
-    The four classes: neutral, happy (happy + excited), angry, sad.
+    The four classes: neutral, happy (happy + excited), angry, sad. Speakers are
+    session + gender of the speaking actor (Ses01F ...); the session is in utt2sess, for
+    leave-one-session-out evaluation.
     """
     from data_prep.iemocap import prepare_iemocap
 
@@ -262,32 +299,31 @@ def iemocap(corpus_dir: Path, out_dir: Path, num_jobs: int) -> None:
 
 
 @prepare.command()
-@click.option(
-    "--corpus-dir",
-    required=True,
-    type=_existing_dir,
-    help="The CREMA-D folder (AudioWAV/, optionally VideoDemographics.csv).",
-)
+@_corpus_dir_option("The CREMA-D folder (AudioWAV/, optionally VideoDemographics.csv).")
 @_out_dir_option
 @_num_jobs_option
 def cremad(corpus_dir: Path, out_dir: Path, num_jobs: int) -> None:
-    """CREMA-D: 91 actors, 6 emotions parsed from the file names (part 'all')."""
+    """CREMA-D: 91 actors, 6 emotions parsed from the file names (part 'all').
+
+    <actor>_<sentence>_<emotion>_<level>.wav, e.g. 1001_DFA_ANG_XX.wav: speaker 1001,
+    emotion angry (ANG, DIS, FEA, HAP, NEU, SAD), level unspecified.
+    """
     from data_prep.cremad import prepare_cremad
 
     click.echo(prepare_cremad(corpus_dir, out_dir, num_jobs=num_jobs))
 
 
 @prepare.command("msp_podcast")
-@click.option(
-    "--corpus-dir",
-    required=True,
-    type=_existing_dir,
-    help="The MSP-Podcast folder (Audios/, Labels/labels_consensus.csv).",
-)
+@_corpus_dir_option("The MSP-Podcast folder (Audios/, Labels/labels_consensus.csv).")
 @_out_dir_option
 @_num_jobs_option
 def msp_podcast(corpus_dir: Path, out_dir: Path, num_jobs: int) -> None:
-    """MSP-Podcast: one part per official split (train, development, test1, test2...)."""
+    """MSP-Podcast: one part per official split (train, development, test1, test2...).
+
+    The consensus class (EmoClass) becomes custom["emotion"] (neutral, happy, angry, sad,
+    surprised, contempt, disgusted, fearful, other, no_agreement); utterances of unknown
+    speakers have no speaker label.
+    """
     from data_prep.msp_podcast import prepare_msp_podcast
 
     click.echo(prepare_msp_podcast(corpus_dir, out_dir, num_jobs=num_jobs))
