@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torchaudio
+from lhotse import CutSet
 from tqdm import tqdm
 
 from data_prep.synthetic import CORPUS, prepare_synthetic
@@ -51,7 +52,7 @@ def default_corpus_dir(seed: int) -> Path:
     return cache / "dino_speech" / f"synthetic-default-seed{seed}"
 
 
-def logmel_stats(cuts, desc: str) -> dict[str, np.ndarray]:
+def logmel_stats(cuts: CutSet, desc: str) -> dict[str, np.ndarray]:
     """``{cut id: (80,) mean and std of 40 log-Mel bands}``."""
     out = {}
     for cut in tqdm(cuts, desc=desc, unit="utt", leave=False):
@@ -87,14 +88,16 @@ def within_speaker_whitening(
     return evecs @ np.diag(evals**-0.5) @ evecs.T, np.mean(list(vecs.values()), axis=0)
 
 
-def probe_embeddings(train_cuts, test_cuts, steps: int, seed: int) -> dict[str, np.ndarray]:
+def probe_embeddings(
+    train_cuts: CutSet, test_cuts: CutSet, steps: int, seed: int
+) -> dict[str, np.ndarray]:
     """Train a tiny TDNN speaker classifier on the train split; embed the test split."""
     from torch import nn
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
 
-    def feats(cuts, desc: str) -> dict[str, torch.Tensor]:
+    def feats(cuts: CutSet, desc: str) -> dict[str, torch.Tensor]:
         out = {}
         for cut in tqdm(cuts, desc=desc, unit="utt", leave=False):
             fb = torchaudio.compliance.kaldi.fbank(
@@ -174,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     corpus = args.corpus_dir or default_corpus_dir(args.seed)
     record_path = corpus / "corpus.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
-    if not record.get("complete"):
+    if args.corpus_dir is None or not record.get("complete"):
+        # the cached default corpus is regenerated when the generator has changed since
         print(prepare_synthetic(corpus, seed=args.seed, num_jobs=args.num_jobs), file=sys.stderr)
         record = json.loads(record_path.read_text())
 

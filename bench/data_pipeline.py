@@ -36,11 +36,13 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 from lhotse import CutSet, Recording
+from lhotse.cut import Cut
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -62,7 +64,7 @@ def write_corpus(root: Path, utterances: int, seed: int) -> tuple[CutSet, CutSet
     g = torch.Generator().manual_seed(seed)
     rng = random.Random(seed)
 
-    def write(name: str, wave: torch.Tensor, category: str | None = None) -> Any:
+    def write(name: str, wave: torch.Tensor, category: str | None = None) -> Cut:
         path = root / f"{name}.wav"
         write_audio(path, 0.9 * wave / wave.abs().max().clamp(min=1e-6), SR)
         cut = Recording.from_file(path, recording_id=name).to_cut()
@@ -114,7 +116,7 @@ class PerSampleDataset(MultiCropDataset):
         self.fbank = Fbank(cfg.features)
         self.rng = random.Random(seed)  # reseeded per cut: workers must not share one sequence
 
-    def _read_window(self, cut: Any, samples: int) -> torch.Tensor:
+    def _read_window(self, cut: Cut, samples: int) -> torch.Tensor:
         seconds = samples / self.sample_rate
         offset = self.rng.uniform(0.0, max(0.0, cut.duration - seconds))
         wave = read_cut(
@@ -146,7 +148,7 @@ class PerSampleDataset(MultiCropDataset):
             x = add_noise_at_snr(x, noise, torch.tensor([rng.uniform(low, high)]))
         return x
 
-    def __getitem__(self, cuts: Any) -> dict[str, Any]:
+    def __getitem__(self, cuts: CutSet) -> dict[str, Any]:
         feats: dict[str, list[torch.Tensor]] = {"global": [], "local": []}
         for cut in cuts:
             try:
@@ -209,7 +211,12 @@ def run_per_sample(
     )
 
 
-def timed(loader: Any, process: Any, name: str, batches: int) -> dict:
+def timed(
+    loader: Iterable[dict[str, Any]],
+    process: Callable[[dict[str, Any]], int],
+    name: str,
+    batches: int,
+) -> dict:
     """Crops per second over the first ``batches`` batches, from the loader's start (worker
     start-up included, so that batches prefetched during it are paid for)."""
     crops, first = 0, 0.0
