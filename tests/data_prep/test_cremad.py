@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from fake_trees import CREMAD_FILES, make_cremad
+from prepare_cli import one_error_line, run_prepare
 
 from data_prep.cremad import prepare_cremad
-from dino_speech.cli.main import cli
 from dino_speech.data.manifests import load_cuts, read_kaldi_list
 from dino_speech.errors import DataError
 
@@ -75,15 +74,9 @@ def test_bad_layouts(tmp_path: Path):
 
 def test_cli(tmp_path: Path):
     corpus = make_cremad(tmp_path / "CREMA-D")
-    runner = CliRunner()
     out = tmp_path / "out"
-    result = runner.invoke(
-        cli, ["prepare", "cremad", "--corpus-dir", str(corpus), "--out-dir", str(out)]
-    )
+    result = run_prepare("cremad", "--corpus-dir", str(corpus), "--out-dir", str(out))
     assert result.exit_code == 0, result.output
     assert (out / "all" / "utt2emo").is_file()
-    result = runner.invoke(
-        cli, ["prepare", "cremad", "--corpus-dir", str(tmp_path / "no"), "--out-dir", str(out)]
-    )
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("Error:")
+    result = run_prepare("cremad", "--corpus-dir", str(tmp_path / "no"), "--out-dir", str(out))
+    assert "does not exist" in one_error_line(result)

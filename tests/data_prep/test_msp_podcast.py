@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from fake_trees import make_msp_podcast
+from prepare_cli import one_error_line, run_prepare
 
 from data_prep.msp_podcast import prepare_msp_podcast
-from dino_speech.cli.main import cli
 from dino_speech.data.manifests import load_cuts, read_kaldi_list
 from dino_speech.errors import DataError
 
@@ -79,12 +78,9 @@ def test_bad_layout_and_labels(tmp_path: Path):
 
 def test_cli(tmp_path: Path):
     corpus = make_msp_podcast(tmp_path / "MSP")
-    runner = CliRunner()
     out = tmp_path / "out"
-    base = ["prepare", "msp_podcast", "--out-dir", str(out)]
-    result = runner.invoke(cli, [*base, "--corpus-dir", str(corpus)])
+    result = run_prepare("msp_podcast", "--out-dir", str(out), "--corpus-dir", str(corpus))
     assert result.exit_code == 0, result.output
     assert (out / "test2" / "wav.scp").is_file()
-    result = runner.invoke(cli, [*base, "--corpus-dir", str(tmp_path / "out" / "train")])
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert result.exit_code == 2 and len(lines) == 1 and "MSP-Podcast" in lines[0]
+    result = run_prepare("msp_podcast", "--out-dir", str(out), "--corpus-dir", str(out / "train"))
+    assert "MSP-Podcast" in one_error_line(result)
