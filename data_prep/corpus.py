@@ -241,7 +241,9 @@ def write_parts(
         The summary: :func:`describe_parts` followed by the ``notes`` lines.
     """
     written = list(extra_files)
-    for part, cuts in parts.items():
+    bar = tqdm(parts.items(), desc="Writing manifests and lists", unit="part", leave=False)
+    for part, cuts in bar:
+        bar.set_postfix_str(f"{part}: {len(cuts)} cuts")
         written += write_part(stamp.out_dir, stamp.corpus, part, cuts)
     summary = "\n".join([describe_parts(stamp.corpus, stamp.out_dir, parts), *notes])
     stamp.write(written, summary)
