@@ -13,16 +13,17 @@ windows of ``chunk_seconds`` that overlap by at least ``chunk_overlap`` seconds 
 is aligned with the end, so all windows have the same length); the embedding is the mean of the
 window embeddings. Memory therefore stays bounded for hour-long files.
 
-Batches are length-bucketed: a pool of ``batch_size * bucket_factor`` utterances is read (by
-``num_workers`` DataLoader workers), its segments sorted by length and cut into batches of at
-most ``batch_size`` segments and ``max_batch_seconds`` of padded audio. Encoders mask padded
+Batches are length-bucketed: a pool of ``batch_size * bucket_factor`` utterances (and at most
+``bucket_factor * max_batch_seconds`` of audio, so a list of long recordings never fills memory)
+is read by ``num_workers`` DataLoader workers, its segments sorted by length and cut into batches
+of at most ``batch_size`` segments and ``max_batch_seconds`` of padded audio. Encoders mask padded
 frames, so a batched utterance gets the embedding it gets alone.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,23 +161,17 @@ class Embedder:
     ) -> np.ndarray:
         """Embeddings ``(N, D)`` of ``paths``, in their order (the first bad file raises)."""
         items = [(str(p), p) for p in paths]
-        vectors = [
-            v
-            for _, v in self.iter_embed(
-                items, batch_size=batch_size, num_workers=num_workers, progress=progress
-            )
-        ]
-        return np.stack(vectors) if vectors else np.zeros((0, self.embed_dim), np.float32)
+        return self.embed_items(
+            items, batch_size=batch_size, num_workers=num_workers, progress=progress
+        ).vectors
 
     def embed_cuts(
         self, cuts: Any, *, batch_size: int = 16, num_workers: int = 0, progress: bool = True
     ) -> tuple[list[str], np.ndarray]:
         """``(cut ids, embeddings (N, D))`` of a Lhotse CutSet (or any iterable of cuts)."""
+        items = [(c.id, c) for c in cuts]
         result = self.embed_items(
-            [(c.id, c) for c in cuts],
-            batch_size=batch_size,
-            num_workers=num_workers,
-            progress=progress,
+            items, batch_size=batch_size, num_workers=num_workers, progress=progress
         )
         return result.ids, result.vectors
 
@@ -188,8 +183,14 @@ class Embedder:
         num_workers: int = 0,
         progress: bool = True,
         skip_bad: bool = False,
+        sink: Callable[[str, np.ndarray], None] | None = None,
     ) -> EmbedResult:
-        """Embed ``[(id, path or cut), ...]``; with ``skip_bad`` unreadable audio is skipped."""
+        """Embed ``[(id, path or cut), ...]``; with ``skip_bad`` unreadable audio is skipped.
+
+        With ``sink``, every ``(id, (D,) vector)`` is handed to ``sink`` as soon as it is
+        computed (e.g. ``EmbeddingWriter.add``, so memory stays bounded for any list) and the
+        result holds only what was skipped: its ``ids`` are empty, ``vectors`` is ``(0, D)``.
+        """
         ids: list[str] = []
         vectors: list[np.ndarray] = []
         skipped: list[tuple[str, str]] = []
@@ -202,6 +203,8 @@ class Embedder:
         ):
             if isinstance(out, AudioError):
                 skipped.append((utt, str(out)))
+            elif sink is not None:
+                sink(utt, out)
             else:
                 ids.append(utt)
                 vectors.append(out)
@@ -235,6 +238,8 @@ class Embedder:
             prefetch_factor=4 if num_workers else None,
         )
         pool_size = batch_size * bucket_factor
+        pool_samples = int(bucket_factor * self.max_batch_seconds * self.sample_rate)
+        pooled = 0
         bar = tqdm(total=len(dataset), desc="embedding", unit="utt", disable=not progress)
         pool: list[tuple[int, torch.Tensor | AudioError]] = []
         try:
@@ -245,10 +250,12 @@ class Embedder:
                         raise wave
                     logger.warning("skipping %s: %s", items[index][0], wave)
                 pool.append((index, wave))
-                if len(pool) >= pool_size:
+                if isinstance(wave, torch.Tensor):
+                    pooled += wave.shape[0]
+                if len(pool) >= pool_size or pooled >= pool_samples:
                     yield from self._flush(pool, items, batch_size)
                     bar.update(len(pool))
-                    pool = []
+                    pool, pooled = [], 0
             yield from self._flush(pool, items, batch_size)
             bar.update(len(pool))
         finally:

@@ -150,24 +150,17 @@ def extract_embeddings(
         items = shard_items(items, *shard)
         target, name = out_dir / "shards", shard_name(*shard)
         skipped_file = target / f"skipped.{shard[0]}-of-{shard[1]}"
-    skipped: list[tuple[str, str]] = []
     with EmbeddingWriter(target, name) as writer:
-        for utt, vec in embedder.iter_embed(
+        skipped = embedder.embed_items(
             items,
             batch_size=batch_size,
             num_workers=num_workers,
             progress=progress,
             skip_bad=skip_bad,
-        ):
-            if isinstance(vec, Exception):
-                skipped.append((utt, str(vec)))
-            else:
-                writer.add(utt, vec)
-    if skipped:
-        skipped_file.write_text("".join(f"{u} {r}\n" for u, r in skipped), encoding="utf-8")
-    else:
-        skipped_file.unlink(missing_ok=True)
-    return ExtractSummary(writer.scp, len(writer), skipped, skipped_file if skipped else None)
+            sink=writer.add,
+        ).skipped
+    listed = _write_skipped(skipped_file, skipped)
+    return ExtractSummary(writer.scp, len(writer), skipped, listed)
 
 
 def merge_shard_dir(out_dir: str | Path, count: int, *, remove: bool = True) -> ExtractSummary:
@@ -193,11 +186,7 @@ def merge_shard_dir(out_dir: str | Path, count: int, *, remove: bool = True) -> 
             for line in f.read_text(encoding="utf-8").splitlines():
                 utt, _, reason = line.partition(" ")
                 skipped.append((utt, reason))
-    skipped_file = out_dir / "skipped"
-    if skipped:
-        skipped_file.write_text("".join(f"{u} {r}\n" for u, r in skipped), "utf-8")
-    else:
-        skipped_file.unlink(missing_ok=True)
+    listed = _write_skipped(out_dir / "skipped", skipped)
     with scp.open(encoding="utf-8") as f:
         written = sum(1 for line in f if line.strip())
     if remove:
@@ -207,7 +196,16 @@ def merge_shard_dir(out_dir: str | Path, count: int, *, remove: bool = True) -> 
             (shard_dir / f"skipped.{i}-of-{count}").unlink(missing_ok=True)
         if shard_dir.is_dir() and not any(shard_dir.iterdir()):
             shard_dir.rmdir()
-    return ExtractSummary(scp, written, skipped, skipped_file if skipped else None, merged=True)
+    return ExtractSummary(scp, written, skipped, listed, merged=True)
+
+
+def _write_skipped(path: Path, skipped: Sequence[tuple[str, str]]) -> Path | None:
+    """List ``utt reason`` lines in ``path`` (removed when nothing was skipped)."""
+    if not skipped:
+        path.unlink(missing_ok=True)
+        return None
+    path.write_text("".join(f"{u} {r}\n" for u, r in skipped), encoding="utf-8")
+    return path
 
 
 def extract_under_torchrun(

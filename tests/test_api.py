@@ -98,6 +98,25 @@ def test_long_audio_is_windowed_and_averaged(model_dir):
         Embedder.from_pretrained(model_dir, chunk_seconds=2.0, chunk_overlap=2.0)
 
 
+def test_read_ahead_pool_is_bounded_by_audio_length(model_dir, wavs, monkeypatch):
+    """Long recordings flush the length-bucketing pool early: memory stays bounded."""
+    emb = Embedder.from_pretrained(model_dir, max_batch_seconds=1.0)
+    want = np.stack([emb.embed_file(p) for p in wavs])
+    pools: list[list[float]] = []
+    embed_waves = emb._embed_waves
+
+    def spy(waves, batch_size=16):
+        pools.append([w.shape[0] / 16000 for w in waves])
+        return embed_waves(waves, batch_size)
+
+    monkeypatch.setattr(emb, "_embed_waves", spy)
+    got = [v for _, v in emb.iter_embed([(str(p), p) for p in wavs], bucket_factor=2)]
+    np.testing.assert_allclose(np.stack(got), want, atol=1e-5)
+    # 2 x 1.0 s of audio at most before a flush (the wave that crosses the bound included)
+    assert len(pools) > 2 and all(sum(p[:-1]) < 2.0 for p in pools), pools
+    assert sum(len(p) for p in pools) == len(wavs)
+
+
 @pytest.mark.slow
 def test_ten_minute_file(embedder, tmp_path):
     rng = np.random.default_rng(2)

@@ -6,27 +6,22 @@ from pathlib import Path
 
 import click
 
+from dino_speech.cli.options import FILE, model_option, progress_option, show_progress
+
 
 @click.command()
-@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--model",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Experiment directory (uses EXP/embedder.pt, else its newest checkpoint), "
-    "embedder file, DINO training checkpoint (its teacher is used), or a built-in model: "
-    "logmel-stats (mean + std of 40 log-Mel bands, the untrained baseline).",
-)
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@model_option(required=False)
 @click.option(
     "--wav-scp",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     default=None,
     help="Kaldi wav.scp of 'UTT PATH' lines; relative paths are relative to the "
     "working directory, as in Kaldi.",
 )
 @click.option(
     "--cuts",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     default=None,
     help="Lhotse cut manifest (.jsonl.gz); ids are the cut ids.",
 )
@@ -99,9 +94,7 @@ import click
     help="Skip unreadable/empty/too short audio (listed in OUT/skipped) instead of "
     "stopping at the first bad file.",
 )
-@click.option(
-    "--progress/--no-progress", default=True, show_default=True, help="Show a progress bar."
-)
+@progress_option()
 def embed(
     files: tuple[Path, ...],
     model: Path | None,
@@ -117,7 +110,7 @@ def embed(
     shard: str | None,
     merge: int | None,
     skip_bad: bool,
-    progress: bool,
+    progress: bool | None,
 ) -> None:
     """Embed audio with a trained model into Kaldi xvector.ark/xvector.scp.
 
@@ -177,7 +170,7 @@ def embed(
         batch_size=batch_size,
         num_workers=num_workers,
         skip_bad=skip_bad,
-        progress=progress and (dist is None or dist[0] == 0),
+        progress=show_progress(progress) and (dist is None or dist[0] == 0),
     )
     if dist is not None:
         summary = extract.extract_under_torchrun(

@@ -7,6 +7,14 @@ from pathlib import Path
 
 import click
 
+from dino_speech.cli.options import (
+    FILE,
+    embeddings_option,
+    json_option,
+    progress_option,
+    show_progress,
+)
+
 
 def _folds(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
     if value == "auto":
@@ -21,21 +29,16 @@ def _folds(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
 
 
 @click.command("eval-emotion")
-@click.option(
-    "--embeddings",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Embeddings: xvector.scp, .ark, .npz, or a directory holding xvector.scp.",
-)
+@embeddings_option("Embeddings of the labelled utterances")
 @click.option(
     "--labels",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     help="'utt emotion' lines (utt2emo); only these utterances are used.",
 )
 @click.option(
     "--groups",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     default=None,
     help="'utt group' lines for group-disjoint folds: utt2sess (IEMOCAP, leave one "
     "session out) or utt2spk (speaker-independent folds). Without it folds are "
@@ -43,7 +46,7 @@ def _folds(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
 )
 @click.option(
     "--test-labels",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     default=None,
     help="'utt emotion' lines of a fixed test set: no cross-validation; the probe is "
     "trained once on the --labels utterances and tested on these (MSP-Podcast: "
@@ -61,31 +64,28 @@ def _folds(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
     "--folds",
     default="auto",
     show_default=True,
+    metavar="auto|K",
     callback=_folds,
     help="'auto': leave-one-group-out with at most 10 groups, else 5 group-disjoint "
     "stratified folds; or a number of folds.",
 )
 @click.option(
     "--confusion-plot",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     default=None,
     help="Write the confusion matrix (counts and row-normalised recall) to this PNG.",
 )
 @click.option(
     "--predictions-out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     default=None,
     help="Write 'utt true predicted' lines (held-out predictions) to this file.",
 )
 @click.option(
     "--seed", default=0, show_default=True, type=int, help="Seed of fold shuffling and the MLP."
 )
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help='Make the last line of stdout {"micro_f1": <percent>, "macro_f1": <percent>, "folds": k}.',
-)
+@json_option('{"micro_f1": <percent>, "macro_f1": <percent>, "folds": k}')
+@progress_option()
 def eval_emotion(
     embeddings: Path,
     labels: Path,
@@ -97,9 +97,11 @@ def eval_emotion(
     predictions_out: Path | None,
     seed: int,
     as_json: bool,
+    progress: bool | None,
 ) -> None:
-    """Cross-validated emotion probe on frozen embeddings: micro-F1 (= accuracy for
-    single-label classes, the paper's metric), macro-F1, UAR and per-class recall.
+    """Emotion probe on frozen embeddings, cross-validated (or on a fixed split):
+    micro-F1 (= accuracy for single-label classes, the paper's metric), macro-F1, UAR and
+    per-class recall of the held-out predictions.
 
     \b
     Example (IEMOCAP, leave one session out):
@@ -137,7 +139,7 @@ def eval_emotion(
     X_lab, y, g, utts = align_labels(ids, X, label_map, group_map)
     test = [u in test_set for u in utts] if test_labels is not None else None
     result = evaluate_emotion(
-        X_lab, y, g, classifier, folds=folds, seed=seed, progress=True, test=test
+        X_lab, y, g, classifier, folds=folds, seed=seed, progress=show_progress(progress), test=test
     )
     if test is not None:
         utts = [u for u in utts if u in test_set]

@@ -6,14 +6,11 @@ from pathlib import Path
 
 import click
 
+from dino_speech.cli.options import FILE, model_option
+
 
 @click.command()
-@click.option(
-    "--model",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Experiment directory (EXP/embedder.pt), embedder file, or DINO checkpoint.",
-)
+@model_option()
 @click.option(
     "--format",
     "fmt",
@@ -26,7 +23,7 @@ import click
 @click.option(
     "--out",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     help="Output file, e.g. model.pt or model.onnx.",
 )
 @click.option(

@@ -2,8 +2,8 @@
 
 Subcommands are imported lazily (``COMMANDS`` maps a name to ``module:attribute``), so
 ``dino-speech --help`` stays fast and one command's heavy imports never slow another.
-User errors (bad options, missing files, malformed inputs) print one ``Error:`` line on stderr
-and exit with status 2; only bugs show a traceback.
+User errors (bad options, missing files, malformed inputs, paths that cannot be written) print
+one ``Error:`` line on stderr and exit with status 2; only bugs show a traceback.
 """
 
 from __future__ import annotations
@@ -65,6 +65,14 @@ class MainGroup(LazyGroup):
             sys.exit(2)
         except DinoSpeechError as exc:
             click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+        except OSError as exc:
+            # a path the user gave that cannot be written or read (permissions, a directory
+            # where a file belongs, a full disk); other OS errors are bugs and keep their
+            # traceback, as does everything under --log-level debug
+            if exc.filename is None or logging.getLogger().isEnabledFor(logging.DEBUG):
+                raise
+            click.echo(f"Error: {exc.strerror or exc}: {exc.filename}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)

@@ -8,6 +8,14 @@ from typing import TYPE_CHECKING
 
 import click
 
+from dino_speech.cli.options import (
+    FILE,
+    embeddings_option,
+    json_option,
+    progress_option,
+    show_progress,
+)
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -16,7 +24,7 @@ _P_TARGETS = (0.01, 0.05)
 _trials_option = click.option(
     "--trials",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     help="Trial list: Kaldi 'utt1 utt2 target|nontarget' or VoxCeleb '1|0 utt1 utt2' lines.",
 )
 _p_target_option = click.option(
@@ -29,28 +37,18 @@ _p_target_option = click.option(
 )
 _det_option = click.option(
     "--det-plot",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     default=None,
     help="Write the DET curve (normal-deviate axes) to this PNG file.",
 )
-_json_option = click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help='Make the last line of stdout one JSON object: {"eer": <percent>, "min_dcf": '
-    '{"0.01": x, "0.05": y}, "targets": n, "nontargets": m}.',
+_json_option = json_option(
+    '{"eer": <percent>, "min_dcf": {"0.01": x, "0.05": y}, "targets": n, "nontargets": m}'
 )
 
 
 @click.command()
 @_trials_option
-@click.option(
-    "--embeddings",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Embeddings of the trial utterances: xvector.scp, .ark, .npz, or a directory "
-    "holding xvector.scp.",
-)
+@embeddings_option("Embeddings of the trial utterances")
 @click.option(
     "--norm",
     type=click.Choice(["none", "snorm", "asnorm"]),
@@ -80,13 +78,14 @@ _json_option = click.option(
 )
 @click.option(
     "--scores-out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     default=None,
     help="Write 'utt1 utt2 score' lines (trial order) to this file.",
 )
 @_det_option
 @_p_target_option
 @_json_option
+@progress_option()
 def score(
     trials: Path,
     embeddings: Path,
@@ -98,6 +97,7 @@ def score(
     det_plot: Path | None,
     p_targets: tuple[float, ...],
     as_json: bool,
+    progress: bool | None,
 ) -> None:
     """Score a trial list by cosine similarity and report EER and minDCF.
 
@@ -112,6 +112,8 @@ def score(
 
     if norm != "none" and cohort is None:
         raise click.UsageError(f"--norm {norm} needs --cohort")
+    if norm == "none" and cohort is not None:
+        raise click.UsageError("--cohort is only used with --norm snorm or --norm asnorm")
     trial_list = read_trials(trials)
     trial_list.check_both_classes(f"trial list {trials}")
     ids, X = read_embeddings(embeddings)
@@ -121,9 +123,15 @@ def score(
         if M.shape[1] != X.shape[1]:
             raise DataError(f"--mean-from embeddings have dimension {M.shape[1]}, not {X.shape[1]}")
         mean = M.mean(axis=0)
-    C = read_embeddings(cohort)[1] if (cohort is not None and norm != "none") else None
+    C = read_embeddings(cohort)[1] if cohort is not None else None
     scores = score_trials(
-        (ids, X), trial_list, norm=norm, cohort=C, top_n=top_n, mean=mean, progress=True
+        (ids, X),
+        trial_list,
+        norm=norm,
+        cohort=C,
+        top_n=top_n,
+        mean=mean,
+        progress=show_progress(progress),
     )
     if scores_out is not None:
         write_scores(scores_out, trial_list, scores)
@@ -135,7 +143,7 @@ def score(
 @click.option(
     "--scores",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     help="Score file of 'utt1 utt2 score' lines (any order; every trial needs a score).",
 )
 @_det_option

@@ -6,7 +6,7 @@ Trial lists come in Kaldi form (``utt1 utt2 target|nontarget``) or VoxCeleb form
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,29 +59,23 @@ def read_trials(path: str | Path) -> Trials:
         DataError: missing file, malformed line (named with its number), or no trials.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"trial list not found: {path}")
     enroll: list[str] = []
     test: list[str] = []
     labels: list[bool] = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            fields = line.split()
-            if not fields or fields[0].startswith("#"):
-                continue
-            if len(fields) == 3 and fields[2] in _KALDI_LABELS:
-                enroll.append(fields[0])
-                test.append(fields[1])
-                labels.append(_KALDI_LABELS[fields[2]])
-            elif len(fields) == 3 and fields[0] in _VOX_LABELS:
-                enroll.append(fields[1])
-                test.append(fields[2])
-                labels.append(_VOX_LABELS[fields[0]])
-            else:
-                raise DataError(
-                    f"{path}:{lineno}: expected 'UTT1 UTT2 target|nontarget' (Kaldi) or "
-                    f"'1|0 UTT1 UTT2' (VoxCeleb), got '{line.strip()[:80]}'"
-                )
+    for lineno, fields, line in _records(path, "trial list"):
+        if len(fields) == 3 and fields[2] in _KALDI_LABELS:
+            enroll.append(fields[0])
+            test.append(fields[1])
+            labels.append(_KALDI_LABELS[fields[2]])
+        elif len(fields) == 3 and fields[0] in _VOX_LABELS:
+            enroll.append(fields[1])
+            test.append(fields[2])
+            labels.append(_VOX_LABELS[fields[0]])
+        else:
+            raise DataError(
+                f"{path}:{lineno}: expected 'UTT1 UTT2 target|nontarget' (Kaldi) or "
+                f"'1|0 UTT1 UTT2' (VoxCeleb), got '{line[:80]}'"
+            )
     if not enroll:
         raise DataError(f"{path}: the trial list is empty")
     return Trials(enroll, test, np.asarray(labels, dtype=bool))
@@ -90,27 +84,21 @@ def read_trials(path: str | Path) -> Trials:
 def read_scores(path: str | Path) -> tuple[list[str], list[str], np.ndarray]:
     """Read a score file of ``utt1 utt2 score`` lines → ``(enroll, test, scores float64)``."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"score file not found: {path}")
     enroll: list[str] = []
     test: list[str] = []
     scores: list[float] = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            fields = line.split()
-            if not fields or fields[0].startswith("#"):
-                continue
-            try:
-                if len(fields) != 3:
-                    raise ValueError
-                value = float(fields[2])
-            except ValueError:
-                raise DataError(
-                    f"{path}:{lineno}: expected 'UTT1 UTT2 SCORE', got '{line.strip()[:80]}'"
-                ) from None
-            enroll.append(fields[0])
-            test.append(fields[1])
-            scores.append(value)
+    for lineno, fields, line in _records(path, "score file"):
+        try:
+            if len(fields) != 3:
+                raise ValueError
+            value = float(fields[2])
+        except ValueError:
+            raise DataError(
+                f"{path}:{lineno}: expected 'UTT1 UTT2 SCORE', got '{line[:80]}'"
+            ) from None
+        enroll.append(fields[0])
+        test.append(fields[1])
+        scores.append(value)
     if not scores:
         raise DataError(f"{path}: the score file is empty")
     return enroll, test, np.asarray(scores, dtype=np.float64)
@@ -169,3 +157,15 @@ def check_classes(labels: np.ndarray, where: str) -> None:
         raise DataError(
             f"the {where} holds only {kind} trials ({labels.size}); EER and minDCF need both"
         )
+
+
+def _records(path: Path, what: str) -> Iterator[tuple[int, list[str], str]]:
+    """``(line number, fields, stripped line)`` of each line that is not blank or a ``#``
+    comment; a missing file is a DataError naming ``what`` it should have been."""
+    if not path.is_file():
+        raise DataError(f"{what} not found: {path}")
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            fields = line.split()
+            if fields and not fields[0].startswith("#"):
+                yield lineno, fields, line.strip()

@@ -192,6 +192,8 @@ def test_usage_errors(setup, tmp_path):
             "0 <= i < N",
         ),
         (["--merge", "2", "--out-dir", tmp_path / "none"], "2 of 2 shards are missing"),
+        # a missing file argument is named before the model is loaded
+        (["--model", root / "exp", root / "none.wav", "--out-dir", tmp_path], "none.wav"),
         (
             ["--model", root / "nope", "--wav-scp", root / "wav.scp", "--out-dir", tmp_path],
             "model not found",

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import numpy as np
 from click.testing import CliRunner
 
 from dino_speech import __version__
 from dino_speech.cli.main import COMMANDS, cli
+from dino_speech.embeddings import write_embeddings
 
 
 def test_version_and_help():
@@ -37,3 +39,15 @@ def test_user_errors_are_one_line_and_exit_2():
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("Error:"), (args, result.output)
         assert "Traceback" not in result.output
+
+
+def test_unwritable_output_path_is_a_user_error(tmp_path):
+    """An OS error on a path the user named is one line and exit 2, not a traceback."""
+    write_embeddings(tmp_path / "emb", ["a", "b"], np.eye(2))
+    (tmp_path / "trials").write_text("a b target\nb a nontarget\n")
+    (tmp_path / "file").write_text("")
+    args = ["score", "--trials", str(tmp_path / "trials"), "--embeddings", str(tmp_path / "emb")]
+    result = CliRunner().invoke(cli, [*args, "--scores-out", str(tmp_path / "file" / "scores")])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "file" in lines[0], lines

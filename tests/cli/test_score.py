@@ -135,6 +135,11 @@ def test_norm_without_cohort_and_missing_scores(corpus):
         cli, ["score", "--trials", str(d / "trials"), "--embeddings", str(scp), "--norm", "snorm"]
     )
     assert result.exit_code == 2 and "--cohort" in result.output
+    result = runner.invoke(
+        cli,
+        ["score", "--trials", str(d / "trials"), "--embeddings", str(scp), "--cohort", str(scp)],
+    )  # a cohort without --norm would be silently unused
+    assert result.exit_code == 2 and "only used with --norm" in result.output
     (d / "s.txt").write_text("spk0-u0 spk0-u1 0.5\n")
     result = runner.invoke(
         cli, ["eer", "--trials", str(d / "trials"), "--scores", str(d / "s.txt")]
