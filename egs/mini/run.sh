@@ -49,56 +49,25 @@ recognition on the built-in synthetic corpus, on CPU (stages: see the top of $0)
 # shellcheck source-path=SCRIPTDIR source=../../utils/stage_lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../../utils/stage_lib.sh"
 
-if [ $# -gt 0 ]; then
-  echo "$0: unexpected arguments: $* (see $0 --help)" >&2
-  exit 2
-fi
-require_dino_speech
+check_arguments "$@"
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 dino_config=${dino_config:-$repo/recipes/mini.yaml}
 pl_config=${pl_config:-$repo/recipes/pseudo_label_mini.yaml}
 read -r -a dino_extra <<< "$dino_overrides"
 read -r -a pl_extra <<< "$pl_overrides"
 mkdir -p "$data_dir" "$exp_dir"
-data_dir=$(cd "$data_dir" && pwd)
-exp_dir=$(cd "$exp_dir" && pwd)
+data_dir=$(abs_path "$data_dir")
+exp_dir=$(abs_path "$exp_dir")
 eval_dir=$exp_dir/eval
-# progress bars only when someone watches (stderr is a terminal)
-progress=(--no-progress)
-quiet=(--quiet)
-if [ -t 2 ]; then
-  progress=(--progress)
-  quiet=()
-fi
 
-# embed NAME MODEL: embeddings of every utterance (train + test) by MODEL in EVAL_DIR/NAME
-embed() {
-  local name=$1 model=$2 out=$eval_dir/$1 model_file=$2
-  [ -d "$model" ] && model_file=$model/embedder.pt
-  if up_to_date "$out/xvector.scp" "$model_file" "$data_dir/train/wav.scp" \
-    "$data_dir/test/wav.scp"; then
-    echo "  $name: embeddings up to date ($out/xvector.scp)"
-    return
-  fi
-  mkdir -p "$out"
-  cat "$data_dir/train/wav.scp" "$data_dir/test/wav.scp" > "$out/wav.scp"
-  echo "  $name: embedding $(wc -l < "$out/wav.scp") utterances -> $out"
-  dino-speech embed --model "$model" --wav-scp "$out/wav.scp" --out-dir "$out" \
-    --device "$device" --num-workers "$nj" "${progress[@]}"
-}
-
-# score NAME: cosine-score the test trials with EVAL_DIR/NAME's embeddings
-score() {
+# embed_and_score NAME MODEL: embeddings of every utterance (train + test) by MODEL in
+# EVAL_DIR/NAME, and cosine scores of the test trials (EVAL_DIR/NAME/score.*)
+embed_and_score() {
   local dir=$eval_dir/$1
-  if up_to_date "$dir/score.json" "$dir/xvector.scp" "$data_dir/test/trials"; then
-    echo "  $1: scores up to date ($dir/score.json)"
-    return
-  fi
-  echo "  $1: scoring $(wc -l < "$data_dir/test/trials") trials (cosine)"
-  dino-speech score --trials "$data_dir/test/trials" --embeddings "$dir/xvector.scp" \
-    --scores-out "$dir/scores" --det-plot "$dir/det.png" --json > "$dir/score.log"
-  json_result "$dir/score.log" "$dir/score.json"
-  sed '$d' "$dir/score.log" | indent
+  mkdir -p "$dir"
+  cat "$data_dir/train/wav.scp" "$data_dir/test/wav.scp" | update_file "$dir/wav.scp"
+  embed_once "$dir" "$2" "$dir/wav.scp"
+  score_once "$dir/score" "$data_dir/test/trials" "$dir/xvector.scp"
 }
 
 # emotion NAME: emotion probe on EVAL_DIR/NAME's embeddings, speaker-independent folds
@@ -108,18 +77,11 @@ emotion() {
     echo "  $1: no embeddings (its stages have not run); skipping"
     return
   fi
-  if up_to_date "$dir/emotion.json" "$dir/xvector.scp"; then
-    echo "  $1: emotion probe up to date ($dir/emotion.json)"
-    return
-  fi
-  sort "$data_dir/train/utt2emo" "$data_dir/test/utt2emo" > "$dir/utt2emo"
-  sort "$data_dir/train/utt2spk" "$data_dir/test/utt2spk" > "$dir/utt2spk"
-  echo "  $1: emotion probe ($classifier) on $(wc -l < "$dir/utt2emo") utterances"
-  dino-speech eval-emotion --embeddings "$dir/xvector.scp" --labels "$dir/utt2emo" \
-    --groups "$dir/utt2spk" --classifier "$classifier" \
-    --confusion-plot "$dir/emotion_confusion.png" --json > "$dir/emotion.log"
-  json_result "$dir/emotion.log" "$dir/emotion.json"
-  sed '$d' "$dir/emotion.log" | indent
+  echo "  $1:"
+  sort "$data_dir/train/utt2emo" "$data_dir/test/utt2emo" | update_file "$dir/utt2emo"
+  sort "$data_dir/train/utt2spk" "$data_dir/test/utt2spk" | update_file "$dir/utt2spk"
+  emotion_probe "$dir" --embeddings "$dir/xvector.scp" --labels "$dir/utt2emo" \
+    --groups "$dir/utt2spk" --classifier "$classifier"
 }
 
 if run_stage 0; then
@@ -138,8 +100,7 @@ fi
 
 if run_stage 1; then
   echo "stage 1: baseline: mean + std of 40 log-Mel bands (built-in model logmel-stats)"
-  embed baseline logmel-stats
-  score baseline
+  embed_and_score baseline logmel-stats
 fi
 
 if run_stage 2; then
@@ -157,8 +118,7 @@ fi
 
 if run_stage 3; then
   echo "stage 3: DINO teacher embeddings and scores"
-  embed dino "$exp_dir/dino"
-  score dino
+  embed_and_score dino "$exp_dir/dino"
 fi
 
 if run_stage 4; then
@@ -178,8 +138,7 @@ fi
 
 if run_stage 5; then
   echo "stage 5: pseudo-labeled model embeddings and scores"
-  embed pl "$exp_dir/pl"
-  score pl
+  embed_and_score pl "$exp_dir/pl"
 fi
 
 if run_stage 6; then
@@ -190,6 +149,7 @@ if run_stage 6; then
 fi
 
 if run_stage 7; then
+  echo "stage 7: results ($exp_dir/results.md)"
   # row NAME LABEL: one table row from EVAL_DIR/NAME/{score,emotion}.json (none if neither)
   row() {
     local dir=$eval_dir/$1 eer f1
@@ -216,8 +176,5 @@ if run_stage 7; then
     echo "Machine: $(machine_info "$device"), device $device. Wall time: corpus" \
       "$(stage_time prepare), DINO training $(stage_time dino), pseudo-labeling" \
       "$(stage_time pseudo_label)."
-  } > "$exp_dir/results.md.tmp"
-  mv "$exp_dir/results.md.tmp" "$exp_dir/results.md"
-  echo "stage 7: results ($exp_dir/results.md)"
-  cat "$exp_dir/results.md"
+  } | write_results "$exp_dir/results.md"
 fi

@@ -130,7 +130,7 @@ def test_mini_recipe_end_to_end_then_rerun_is_a_no_op(
     assert table in first.stdout
     for name in ("baseline", "dino", "pl"):
         assert (exp / "eval" / name / "xvector.scp").is_file()
-        assert (exp / "eval" / name / "det.png").is_file()
+        assert (exp / "eval" / name / "score.png").is_file()  # the DET curve
     # the baseline row is the logmel-stats EER of the scoring command's JSON
     score = (exp / "eval" / "baseline" / "score.json").read_text()
     eer = float(re.search(r'"eer": ([0-9.]+)', score).group(1))
@@ -147,6 +147,13 @@ def test_mini_recipe_end_to_end_then_rerun_is_a_no_op(
     )
     assert _mtimes(tmp_path) == before
     assert (exp / "results.md").read_text() == table
+
+    # another option of a stage redoes that stage only (its output records the arguments)
+    third = run("egs/mini/run.sh", *args, "--classifier", "mlp", "--stage", "3", cwd=tmp_path)
+    assert third.returncode == 0, third.stdout[-3000:]
+    assert third.stdout.count("up to date") == 4  # embeddings + scores of dino and pl
+    assert third.stdout.count("micro-F1 (accuracy)") == 3  # the three probes ran again
+    assert "mlp probe" in (exp / "results.md").read_text()
 
 
 EMOTION_RECIPES = {

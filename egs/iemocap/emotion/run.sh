@@ -31,11 +31,7 @@ embeddings of --model."
 # shellcheck source-path=SCRIPTDIR source=../../../utils/stage_lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../../../utils/stage_lib.sh"
 
-if [ $# -gt 0 ]; then
-  echo "$0: unexpected arguments: $* (see $0 --help)" >&2
-  exit 2
-fi
-require_dino_speech
+check_arguments "$@"
 if [ -z "$model" ] && [ "$stop_stage" -ge 1 ]; then
   echo "$0: --model is required (an experiment directory, embedder file or logmel-stats)" >&2
   exit 2
@@ -46,49 +42,25 @@ data_dir=$(abs_path "$data_dir")
 exp_dir=$(abs_path "$exp_dir")
 cuts=$data_dir/iemocap_cuts_4class.jsonl.gz
 lists=$data_dir/4class
-progress=(--no-progress)
-[ -t 2 ] && progress=(--progress)
 
 if run_stage 0; then
-  if [ -f "$cuts" ] && [ -f "$lists/utt2sess" ]; then
-    echo "stage 0: IEMOCAP already prepared in $data_dir; skipping"
-  else
-    if [ -z "$corpus_dir" ]; then
-      echo "$0: stage 0 needs --corpus-dir (the IEMOCAP_full_release folder)" >&2
-      exit 2
-    fi
-    echo "stage 0: preparing IEMOCAP from $corpus_dir -> $data_dir"
-    dino-speech prepare iemocap --corpus-dir "$corpus_dir" --out-dir "$data_dir" \
-      --num-jobs "$nj" | indent
-  fi
+  echo "stage 0: IEMOCAP manifests and Kaldi lists in $data_dir"
+  prepare_once iemocap IEMOCAP "the IEMOCAP_full_release folder" "$cuts" "$lists/utt2sess"
 fi
 
 if run_stage 1; then
-  if embeddings_up_to_date "$exp_dir/emb" "$model" "$cuts"; then
-    echo "stage 1: embeddings up to date ($exp_dir/emb/xvector.scp)"
-  else
-    echo "stage 1: embedding $(wc -l < "$lists/wav.scp") utterances with $model"
-    dino-speech embed --model "$model" --cuts "$cuts" --out-dir "$exp_dir/emb" \
-      --device "$device" --num-workers "$nj" "${progress[@]}" | indent
-    mark_embeddings "$exp_dir/emb" "$model"
-  fi
+  echo "stage 1: embeddings of the 4-class utterances"
+  embed_once "$exp_dir/emb" "$model" "$cuts"
 fi
 
 if run_stage 2; then
-  if up_to_date "$exp_dir/emotion.json" "$exp_dir/emb/xvector.scp" "$lists/utt2emo"; then
-    echo "stage 2: emotion probe up to date ($exp_dir/emotion.json)"
-  else
-    echo "stage 2: $classifier probe, leave one session out"
-    dino-speech eval-emotion --embeddings "$exp_dir/emb/xvector.scp" \
-      --labels "$lists/utt2emo" --groups "$lists/utt2sess" --classifier "$classifier" \
-      --confusion-plot "$exp_dir/confusion.png" --predictions-out "$exp_dir/predictions" \
-      --json > "$exp_dir/emotion.log"
-    json_result "$exp_dir/emotion.log" "$exp_dir/emotion.json"
-    sed '$d' "$exp_dir/emotion.log" | indent
-  fi
+  echo "stage 2: $classifier probe, leave one session out"
+  emotion_probe "$exp_dir" --embeddings "$exp_dir/emb/xvector.scp" --labels "$lists/utt2emo" \
+    --groups "$lists/utt2sess" --classifier "$classifier"
 fi
 
 if run_stage 3; then
+  echo "stage 3: results ($exp_dir/results.md)"
   {
     echo "| model | micro-F1 % | macro-F1 % | UAR % | folds | Cho et al. 2022 (DINO) |"
     echo "|---|---|---|---|---|---|"
@@ -96,8 +68,5 @@ if run_stage 3; then
     echo
     echo "IEMOCAP, 4 classes (neutral, happy + excited, angry, sad), $classifier probe on" \
       "frozen embeddings, leave one session out."
-  } > "$exp_dir/results.md.tmp"
-  mv "$exp_dir/results.md.tmp" "$exp_dir/results.md"
-  echo "stage 3: results ($exp_dir/results.md)"
-  cat "$exp_dir/results.md"
+  } | write_results "$exp_dir/results.md"
 fi

@@ -33,11 +33,7 @@ frozen embeddings of --model."
 # shellcheck source-path=SCRIPTDIR source=../../../utils/stage_lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../../../utils/stage_lib.sh"
 
-if [ $# -gt 0 ]; then
-  echo "$0: unexpected arguments: $* (see $0 --help)" >&2
-  exit 2
-fi
-require_dino_speech
+check_arguments "$@"
 if [ -z "$model" ] && [ "$stop_stage" -ge 1 ]; then
   echo "$0: --model is required (an experiment directory, embedder file or logmel-stats)" >&2
   exit 2
@@ -46,64 +42,36 @@ model=$(abs_path "$model")
 mkdir -p "$data_dir" "$exp_dir"
 data_dir=$(abs_path "$data_dir")
 exp_dir=$(abs_path "$exp_dir")
-progress=(--no-progress)
-[ -t 2 ] && progress=(--progress)
 
 if run_stage 0; then
-  if [ -f "$data_dir/$train_part/utt2emo" ] && [ -f "$data_dir/$test_part/utt2emo" ]; then
-    echo "stage 0: MSP-Podcast already prepared in $data_dir; skipping"
-  else
-    if [ -z "$corpus_dir" ]; then
-      echo "$0: stage 0 needs --corpus-dir (the MSP-Podcast folder)" >&2
-      exit 2
-    fi
-    echo "stage 0: preparing MSP-Podcast from $corpus_dir -> $data_dir"
-    dino-speech prepare msp_podcast --corpus-dir "$corpus_dir" --out-dir "$data_dir" \
-      --num-jobs "$nj" | indent
-  fi
+  echo "stage 0: MSP-Podcast manifests and Kaldi lists in $data_dir"
+  prepare_once msp_podcast MSP-Podcast "the MSP-Podcast folder" \
+    "$data_dir/$train_part/utt2emo" "$data_dir/$test_part/utt2emo"
 fi
 
 if run_stage 1; then
   for part in "$train_part" "$test_part"; do
-    cuts=$data_dir/msp_podcast_cuts_$part.jsonl.gz
-    if embeddings_up_to_date "$exp_dir/emb_$part" "$model" "$cuts"; then
-      echo "stage 1: $part embeddings up to date ($exp_dir/emb_$part/xvector.scp)"
-      continue
-    fi
-    echo "stage 1: embedding the $part part ($(wc -l < "$data_dir/$part/wav.scp") utterances)"
-    dino-speech embed --model "$model" --cuts "$cuts" --out-dir "$exp_dir/emb_$part" \
-      --device "$device" --num-workers "$nj" "${progress[@]}" | indent
-    mark_embeddings "$exp_dir/emb_$part" "$model"
+    echo "stage 1: embeddings of the $part part"
+    embed_once "$exp_dir/emb_$part" "$model" "$data_dir/msp_podcast_cuts_$part.jsonl.gz"
   done
 fi
 
 if run_stage 2; then
-  train_scp=$exp_dir/emb_$train_part/xvector.scp
-  test_scp=$exp_dir/emb_$test_part/xvector.scp
-  if [ "$(cat "$exp_dir/classes" 2> /dev/null)" = "$classes" ] \
-    && up_to_date "$exp_dir/emotion.json" "$train_scp" "$test_scp" \
-      "$data_dir/$train_part/utt2emo" "$data_dir/$test_part/utt2emo"; then
-    echo "stage 2: emotion probe up to date ($exp_dir/emotion.json)"
-  else
-    # keep the utterances of the chosen classes
-    for part in "$train_part" "$test_part"; do
-      awk -v keep="$classes" 'BEGIN { n = split(keep, k, " "); for (i = 1; i <= n; i++) ok[k[i]] = 1 }
-        ($2 in ok)' "$data_dir/$part/utt2emo" > "$exp_dir/utt2emo_$part"
-    done
-    cat "$train_scp" "$test_scp" > "$exp_dir/xvector.scp"
-    echo "stage 2: $classifier probe trained on $train_part ($(wc -l < "$exp_dir/utt2emo_$train_part")" \
-      "utterances), tested on $test_part ($(wc -l < "$exp_dir/utt2emo_$test_part"))"
-    dino-speech eval-emotion --embeddings "$exp_dir/xvector.scp" \
-      --labels "$exp_dir/utt2emo_$train_part" --test-labels "$exp_dir/utt2emo_$test_part" \
-      --classifier "$classifier" --confusion-plot "$exp_dir/confusion.png" \
-      --predictions-out "$exp_dir/predictions" --json > "$exp_dir/emotion.log"
-    json_result "$exp_dir/emotion.log" "$exp_dir/emotion.json"
-    echo "$classes" > "$exp_dir/classes"
-    sed '$d' "$exp_dir/emotion.log" | indent
-  fi
+  echo "stage 2: $classifier probe trained on $train_part, tested on $test_part"
+  # the utterances of the chosen classes, and one index of the embeddings of both parts
+  for part in "$train_part" "$test_part"; do
+    awk -v keep="$classes" 'BEGIN { n = split(keep, k, " "); for (i = 1; i <= n; i++) ok[k[i]] = 1 }
+      ($2 in ok)' "$data_dir/$part/utt2emo" | update_file "$exp_dir/utt2emo_$part"
+  done
+  cat "$exp_dir/emb_$train_part/xvector.scp" "$exp_dir/emb_$test_part/xvector.scp" \
+    | update_file "$exp_dir/xvector.scp"
+  emotion_probe "$exp_dir" --embeddings "$exp_dir/xvector.scp" \
+    --labels "$exp_dir/utt2emo_$train_part" --test-labels "$exp_dir/utt2emo_$test_part" \
+    --classifier "$classifier"
 fi
 
 if run_stage 3; then
+  echo "stage 3: results ($exp_dir/results.md)"
   {
     echo "| model | micro-F1 % | macro-F1 % | UAR % | split | Cho et al. 2022 (DINO) |"
     echo "|---|---|---|---|---|---|"
@@ -112,8 +80,5 @@ if run_stage 3; then
     echo
     echo "MSP-Podcast, classes: $classes; $classifier probe on frozen embeddings, trained on" \
       "$train_part, tested on $test_part."
-  } > "$exp_dir/results.md.tmp"
-  mv "$exp_dir/results.md.tmp" "$exp_dir/results.md"
-  echo "stage 3: results ($exp_dir/results.md)"
-  cat "$exp_dir/results.md"
+  } | write_results "$exp_dir/results.md"
 fi

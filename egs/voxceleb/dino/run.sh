@@ -52,11 +52,7 @@ help_message="DINO + iterative pseudo-labeling on VoxCeleb2 dev, scored on VoxCe
 # shellcheck source-path=SCRIPTDIR source=../../../utils/stage_lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../../../utils/stage_lib.sh"
 
-if [ $# -gt 0 ]; then
-  echo "$0: unexpected arguments: $* (see $0 --help)" >&2
-  exit 2
-fi
-require_dino_speech
+check_arguments "$@"
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 dino_config=${dino_config:-$repo/recipes/dino_lresnet34_paper.yaml}
 pl_config=${pl_config:-$repo/recipes/pseudo_label_lresnet34.yaml}
@@ -68,65 +64,25 @@ exp_dir=$(abs_path "$exp_dir")
 vox=$data_dir/voxceleb
 device=cuda
 [ "$ngpu" -eq 0 ] && device=cpu
-progress=(--no-progress)
-quiet=(--quiet)
-if [ -t 2 ]; then
-  progress=(--progress)
-  quiet=()
-fi
-
-# launch ARGS...: a dino-speech command, under torchrun when there is more than one GPU
-launch() {
-  if [ "$ngpu" -gt 1 ]; then
-    torchrun --standalone --nproc_per_node "$ngpu" -m dino_speech.cli.main "$@"
-  else
-    dino-speech "$@"
-  fi
-}
 
 # embed NAME MODEL: VoxCeleb1 (EVAL_PART) and the cohort by MODEL into EXP_DIR/eval/NAME
 embed() {
-  local out=$exp_dir/eval/$1 model=$2 what
-  for what in "$eval_part" cohort; do
-    local list=$vox/$eval_part/wav.scp
-    [ "$what" = cohort ] && list=$exp_dir/cohort/wav.scp
-    if embeddings_up_to_date "$out/$what" "$model" "$list"; then
-      echo "  $1: $what embeddings up to date ($out/$what/xvector.scp)"
-      continue
-    fi
-    echo "  $1: embedding $what ($(wc -l < "$list") utterances) on $ngpu GPU(s)"
-    launch embed --model "$model" --wav-scp "$list" --out-dir "$out/$what" \
-      --device "$device" --num-workers "$nj" "${progress[@]}" | indent
-    mark_embeddings "$out/$what" "$model"
-  done
+  embed_once "$exp_dir/eval/$1/$eval_part" "$2" "$vox/$eval_part/wav.scp"
+  embed_once "$exp_dir/eval/$1/cohort" "$2" "$exp_dir/cohort/wav.scp"
 }
 
 # score NAME: every list in --trials, plain cosine and AS-norm, into EXP_DIR/eval/NAME
 score() {
-  local dir=$exp_dir/eval/$1 list trials_file norm
+  local dir=$exp_dir/eval/$1 list trials_file
   for list in $trials; do
     trials_file=$vox/$eval_part/trials_$list
     if [ ! -f "$trials_file" ]; then
       echo "  $1: no $trials_file (VoxCeleb1 incomplete or list not given); skipping $list"
       continue
     fi
-    for norm in none asnorm; do
-      local out=$dir/${list}_$norm
-      if up_to_date "$out.json" "$dir/$eval_part/xvector.scp" "$dir/cohort/xvector.scp" \
-        "$trials_file"; then
-        echo "  $1: $list ($norm) up to date ($out.json)"
-        continue
-      fi
-      echo "  $1: scoring $list ($(wc -l < "$trials_file") trials, norm $norm)"
-      local extra=()
-      [ "$norm" = asnorm ] && extra=(--norm asnorm --cohort "$dir/cohort/xvector.scp"
-        --top-n "$top_n")
-      dino-speech score --trials "$trials_file" --embeddings "$dir/$eval_part/xvector.scp" \
-        ${extra[@]+"${extra[@]}"} --scores-out "$out.scores" --det-plot "$out.png" --json \
-        > "$out.log"
-      json_result "$out.log" "$out.json"
-      grep '^EER' "$out.log" | indent
-    done
+    score_once "$dir/${list}_none" "$trials_file" "$dir/$eval_part/xvector.scp"
+    score_once "$dir/${list}_asnorm" "$trials_file" "$dir/$eval_part/xvector.scp" \
+      --norm asnorm --cohort "$dir/cohort/xvector.scp" --top-n "$top_n"
   done
 }
 
@@ -191,12 +147,9 @@ fi
 if run_stage 2; then
   echo "stage 2: DINO teacher embeddings of $eval_part and the AS-norm cohort"
   mkdir -p "$exp_dir/cohort"
-  if ! up_to_date "$exp_dir/cohort/wav.scp" "$vox/vox2_dev/wav.scp"; then
-    # a seeded random draw of --cohort-size utterances (no speaker labels involved)
-    awk -v seed="$seed" 'BEGIN { srand(seed) } { printf "%.12f %s\n", rand(), $0 }' \
-      "$vox/vox2_dev/wav.scp" | sort -k1,1 | head -n "$cohort_size" | cut -d ' ' -f 2- \
-      | sort > "$exp_dir/cohort/wav.scp"
-  fi
+  # a seeded random draw of --cohort-size utterances (no speaker labels involved)
+  random_lines "$cohort_size" "$seed" < "$vox/vox2_dev/wav.scp" \
+    | update_file "$exp_dir/cohort/wav.scp"
   embed dino "$exp_dir/dino"
 fi
 
@@ -241,6 +194,7 @@ if run_stage 6; then
 fi
 
 if run_stage 7; then
+  echo "stage 7: results ($exp_dir/results.md)"
   {
     echo "| system | trials | EER % | minDCF (0.01) | EER % AS-norm | minDCF (0.01) AS-norm |"
     echo "|---|---|---|---|---|---|"
@@ -259,8 +213,5 @@ if run_stage 7; then
     echo "Cosine scoring; AS-norm with $cohort_size random VoxCeleb2 dev utterances, top $top_n."
     echo "Machine: $(machine_info "$device"), $ngpu GPU(s). Wall time: DINO training" \
       "$(stage_time dino), pseudo-labeling $(stage_time pseudo_label)."
-  } > "$exp_dir/results.md.tmp"
-  mv "$exp_dir/results.md.tmp" "$exp_dir/results.md"
-  echo "stage 7: results ($exp_dir/results.md)"
-  cat "$exp_dir/results.md"
+  } | write_results "$exp_dir/results.md"
 fi
