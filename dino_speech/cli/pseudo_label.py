@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from dino_speech.cli.run_options import config_option, load_run_config, run_options
+
 
 @click.group("pseudo-label", context_settings={"help_option_names": ["-h", "--help"]})
 def pseudo_label() -> None:
@@ -40,13 +42,7 @@ e.g. round_overrides='{2: [cluster.ahc_threshold=0.6]}'.
 Multi-GPU: torchrun --nproc_per_node 4 -m dino_speech.cli.main pseudo-label run ...
 (embedding is sharded, fine-tuning data-parallel; data.batch_size is per process).""",
 )
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Recipe YAML (a PseudoLabelConfig), e.g. recipes/pseudo_label_lresnet34.yaml.",
-)
+@config_option("Recipe YAML (a PseudoLabelConfig), e.g. recipes/pseudo_label_lresnet34.yaml.")
 @click.option(
     "--init",
     required=True,
@@ -66,19 +62,7 @@ Multi-GPU: torchrun --nproc_per_node 4 -m dino_speech.cli.main pseudo-label run 
     default=None,
     help="Number of rounds (overrides 'rounds' of the config; 0 only scores the init model).",
 )
-@click.option(
-    "--device",
-    default=None,
-    help="Override train.device: 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1'.",
-)
-@click.option(
-    "--max-minutes",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Override train.max_minutes: time budget of EACH fine-tuning stage.",
-)
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-@click.argument("overrides", nargs=-1)
+@run_options("Override train.max_minutes: time budget of EACH fine-tuning stage.")
 def run(
     config_path: Path,
     init: Path,
@@ -93,15 +77,12 @@ def run(
 
     OVERRIDES are KEY=VALUE settings on top of the recipe (see below).
     """
-    from dino_speech.config import PseudoLabelConfig, load_config
+    from dino_speech.config import PseudoLabelConfig
     from dino_speech.pseudo_label.loop import format_summary, run_pseudo_label
 
-    extra = list(overrides)
-    if device is not None:
-        extra.append(f"train.device={device}")
-    if max_minutes is not None:
-        extra.append(f"train.max_minutes={max_minutes}")
-    cfg = load_config(PseudoLabelConfig, config_path, extra)
+    cfg = load_run_config(
+        PseudoLabelConfig, config_path, overrides, device=device, max_minutes=max_minutes
+    )
     summary = run_pseudo_label(cfg, init, exp_dir, rounds=rounds, progress=not quiet)
     if os.environ.get("RANK", "0") == "0":  # under torchrun: one table, not one per process
         click.echo(format_summary(summary))

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from dino_speech.cli.run_options import config_option, load_run_config, run_options
+
 
 @click.group()
 def train() -> None:
@@ -25,13 +27,7 @@ features), model (name, kwargs), dino, optim, train.
 Multi-GPU: torchrun --nproc_per_node 8 -m dino_speech.cli.main train dino ...
 (data.batch_size is per process; the learning rate scales with the total batch).""",
 )
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Recipe YAML (a DinoExperimentConfig), e.g. recipes/dino_ecapa_c512.yaml.",
-)
+@config_option("Recipe YAML (a DinoExperimentConfig), e.g. recipes/dino_ecapa_c512.yaml.")
 @click.option(
     "--exp-dir",
     required=True,
@@ -45,19 +41,7 @@ Multi-GPU: torchrun --nproc_per_node 8 -m dino_speech.cli.main train dino ...
     help="Continue from the newest checkpoint in EXP-DIR if there is one. --no-resume "
     "refuses to touch an EXP-DIR that already holds checkpoints.",
 )
-@click.option(
-    "--device",
-    default=None,
-    help="Override train.device: 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1'.",
-)
-@click.option(
-    "--max-minutes",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Override train.max_minutes: stop cleanly (checkpoint + embedder) after this time.",
-)
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.argument("overrides", nargs=-1)
+@run_options("Override train.max_minutes: stop cleanly (checkpoint + embedder) after this time.")
 def dino(
     config_path: Path,
     exp_dir: Path,
@@ -71,14 +55,11 @@ def dino(
 
     OVERRIDES are KEY=VALUE settings on top of the recipe (see below).
     """
-    from dino_speech.config import DinoExperimentConfig, load_config
+    from dino_speech.config import DinoExperimentConfig
     from dino_speech.train.trainer import train_dino
 
-    extra = list(overrides)
-    if device is not None:
-        extra.append(f"train.device={device}")
-    if max_minutes is not None:
-        extra.append(f"train.max_minutes={max_minutes}")
-    cfg = load_config(DinoExperimentConfig, config_path, extra)
+    cfg = load_run_config(
+        DinoExperimentConfig, config_path, overrides, device=device, max_minutes=max_minutes
+    )
     result = train_dino(cfg, exp_dir, resume=resume, progress=not quiet)
     click.echo(result.summary())
