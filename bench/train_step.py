@@ -3,7 +3,8 @@
 Ours is the trainer's step (:class:`dino_speech.train.step.DinoStep`): fbank for each crop
 group (all global crops, all local crops) in one batch, the teacher on the global group and the
 student on both groups (one backbone call per group, one head call), the loss as one matrix
-product over all crop pairs, a foreach EMA, bf16 autocast on CUDA.
+product over all crop pairs, a foreach EMA, bf16 autocast on CUDA (the head's last layer and
+the loss in float32).
 The reference is what a first implementation looks like: every crop on its own through fbank,
 the teacher and the student, the loss as a Python loop over crop pairs, a per-parameter EMA, in
 float32. Both start from the same weights and see the same waveforms (no augmentation, which
@@ -49,6 +50,7 @@ def make_config(args: argparse.Namespace) -> DinoExperimentConfig:
     cfg.data.features.num_mel_bins = args.mels
     cfg.dino.out_dim = args.out_dim
     cfg.optim.warmup_epochs = 0
+    cfg.optim.clip_mode = "per_param"  # the reference step clips per parameter too
     cfg.dino.freeze_last_layer_epochs = 0
     return cfg
 
@@ -120,7 +122,9 @@ def reference_step(cfg: DinoExperimentConfig, parts: Parts, fbank: Fbank):
         loss = loss / pairs
         parts.optimizer.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(parts.student.parameters(), clip)
+        for p in parts.student.parameters():  # DINO's per-parameter clipping, one by one
+            if p.grad is not None:
+                p.grad.mul_((clip / (p.grad.norm() + 1e-6)).clamp(max=1.0))
         parts.optimizer.step()
         with torch.no_grad():
             m = sched["momentum"]

@@ -329,7 +329,11 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     amsgrad: bool = True
     momentum: float = 0.9
+    # Gradient clipping at `clip_grad` (0: none): "per_param" clips each parameter's gradient
+    # norm on its own, as the DINO reference implementation does; "global" clips the norm of
+    # all gradients together (torch.nn.utils.clip_grad_norm_).
     clip_grad: float = 3.0
+    clip_mode: Literal["per_param", "global"] = "per_param"
 
 
 @dataclass

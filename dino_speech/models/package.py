@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ __all__ = [
     "EMBEDDER_FORMAT",
     "atomic_torch_save",
     "load_embedder",
+    "load_torch_file",
     "resolve_model_path",
     "save_embedder",
 ]
@@ -61,6 +63,28 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def load_torch_file(path: str | Path, formats: Sequence[str], what: str) -> dict[str, Any]:
+    """Read (on CPU, ``weights_only``) a dictionary this toolkit wrote and check its format.
+
+    Args:
+        path: the file.
+        formats: accepted values of the dictionary's ``"format"`` entry.
+        what: what the file should be, for the error messages (e.g. "margin classifier").
+
+    Raises:
+        DataError: the file cannot be read, or its format is not one of ``formats``.
+    """
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise DataError(f"{path}: cannot read {what}: {exc}") from None
+    fmt = blob.get("format") if isinstance(blob, dict) else None
+    if fmt not in formats:
+        expected = " or ".join(repr(f) for f in formats)
+        raise DataError(f"{path}: not a {what} (format {fmt!r}; expected {expected})")
+    return blob
 
 
 def save_embedder(
@@ -125,15 +149,13 @@ def load_embedder(
         encoder, fbank, meta = builtin_model(str(path))
         return encoder.to(device), fbank, meta
     path = resolve_model_path(path)
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our file"
-        raise DataError(f"{path}: cannot read model file: {exc}") from None
-    fmt = blob.get("format") if isinstance(blob, dict) else None
-    if fmt == EMBEDDER_FORMAT:
+    blob = load_torch_file(
+        path, (EMBEDDER_FORMAT, CHECKPOINT_FORMAT), "dino_speech embedder or checkpoint"
+    )
+    if blob["format"] == EMBEDDER_FORMAT:
         enc, feats, state = blob["encoder"], blob["features"], blob["state_dict"]
         name, kwargs, feat_dim, meta = enc["name"], enc["kwargs"], enc["feat_dim"], blob["meta"]
-    elif fmt == CHECKPOINT_FORMAT:
+    else:
         config = blob["config"]
         name, kwargs = config["model"]["name"], config["model"]["kwargs"]
         feats = config["data"]["features"]
@@ -144,11 +166,6 @@ def load_embedder(
             if k.startswith(BACKBONE_PREFIX)
         }
         meta = {"source": str(path), "step": blob["step"], "epoch": blob["epoch"]}
-    else:
-        raise DataError(
-            f"{path}: not a dino_speech embedder or checkpoint (format {fmt!r}; "
-            f"expected {EMBEDDER_FORMAT!r} or {CHECKPOINT_FORMAT!r})"
-        )
     try:
         fbank = from_dict(FbankConfig, feats, where="features")
         encoder = build_encoder(name, feat_dim=feat_dim, **kwargs)

@@ -20,12 +20,15 @@ from torch import nn
 from dino_speech.config import EncoderConfig, FbankConfig, PseudoLabelConfig
 from dino_speech.errors import DataError
 from dino_speech.models.package import (
+    CHECKPOINT_FORMAT,
     EMBEDDER_FORMAT,
     atomic_torch_save,
     load_embedder,
+    load_torch_file,
     resolve_model_path,
 )
 from dino_speech.pseudo_label.margin import AAMSoftmax
+from dino_speech.train.optim import make_optimizer, param_groups
 
 __all__ = [
     "CLASSIFIER_FORMAT",
@@ -57,7 +60,7 @@ def load_init_model(path: str | Path) -> InitModel:
     """Load ``EXP/embedder.pt``, an embedder file or a DINO checkpoint (its teacher) on CPU."""
     encoder, features, meta = load_embedder(path)
     resolved = resolve_model_path(path)
-    blob = torch.load(resolved, map_location="cpu", weights_only=True)
+    blob = load_torch_file(resolved, (EMBEDDER_FORMAT, CHECKPOINT_FORMAT), "dino_speech model")
     spec = blob["encoder"] if blob["format"] == EMBEDDER_FORMAT else blob["config"]["model"]
     encoder_cfg = EncoderConfig(name=spec["name"], kwargs=dict(spec["kwargs"]))
     return InitModel(encoder, encoder_cfg, features, meta, resolved)
@@ -101,9 +104,12 @@ class MarginModel(nn.Module):
         self.encoder = encoder
         self.classifier = classifier
 
-    def forward(self, feats: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """``feats (B, T, F)``, ``labels (B,)`` → ``(loss, cosine (B, C))``."""
-        return self.classifier(self.encoder(feats), labels)
+    def forward(
+        self, feats: torch.Tensor, labels: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``feats (B, T, F)``, ``labels (B,)``, ``lengths (B,)`` frames or None →
+        ``(loss, cosine (B, C))``."""
+        return self.classifier(self.encoder(feats, lengths), labels)
 
 
 def save_classifier(path: Path, classifier: AAMSoftmax, classes: list[int]) -> None:
@@ -120,12 +126,7 @@ def save_classifier(path: Path, classifier: AAMSoftmax, classes: list[int]) -> N
 
 def load_classifier(path: str | Path, classifier: AAMSoftmax, classes: list[int]) -> None:
     """Load ``path`` into ``classifier``; DataError unless it was trained on ``classes``."""
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise DataError(f"{path}: cannot read classifier: {exc}") from None
-    if not isinstance(blob, dict) or blob.get("format") != CLASSIFIER_FORMAT:
-        raise DataError(f"{path}: not a dino_speech margin classifier")
+    blob = load_torch_file(path, (CLASSIFIER_FORMAT,), "dino_speech margin classifier")
     if list(blob["classes"]) != list(classes):
         raise DataError(f"{path}: the classifier was trained on other pseudo-labels")
     try:
@@ -135,17 +136,8 @@ def load_classifier(path: str | Path, classifier: AAMSoftmax, classes: list[int]
 
 
 def build_optimizer(net: nn.Module, cfg: PseudoLabelConfig) -> torch.optim.Optimizer:
-    """SGD/Adam(W) over the trainable parameters; weight decay on weight matrices only."""
+    """``finetune.optimizer`` over the trainable parameters of ``net``; weight decay on weight
+    matrices only (see :func:`~dino_speech.train.optim.param_groups`)."""
     ft = cfg.finetune
-    decay, no_decay = [], []
-    for name, param in net.named_parameters():
-        if param.requires_grad:
-            (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
-    groups = [
-        {"params": decay, "weight_decay": ft.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    if ft.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=ft.frozen_lr, momentum=ft.momentum)
-    cls = torch.optim.AdamW if ft.optimizer == "adamw" else torch.optim.Adam
-    return cls(groups, lr=ft.frozen_lr)
+    groups = param_groups(net, ft.weight_decay)
+    return make_optimizer(ft.optimizer, groups, lr=ft.frozen_lr, momentum=ft.momentum)

@@ -93,8 +93,15 @@ class DinoHead(nn.Module):
         self.last_layer = WeightNormLinear(bottleneck_dim, out_dim, learn_scale=not norm_last_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, in_dim)`` → ``(N, out_dim)`` logits."""
-        return self.last_layer(F.normalize(self.mlp(x), dim=-1))
+        """``(N, in_dim)`` → ``(N, out_dim)`` float32 logits.
+
+        The L2 normalisation and the last layer run in float32 even under autocast: the logits
+        are cosines that the loss divides by a teacher temperature of about 0.04, which would
+        magnify bf16's rounding (up to 2^-9 of the value) 25-fold in the teacher's targets.
+        """
+        z = self.mlp(x)
+        with torch.autocast(z.device.type, enabled=False):
+            return self.last_layer(F.normalize(z.float(), dim=-1))
 
 
 def build_dino_head(in_dim: int, cfg: DinoConfig) -> DinoHead:

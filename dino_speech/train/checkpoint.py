@@ -31,13 +31,14 @@ import numpy as np
 import torch
 
 from dino_speech.errors import DataError
-from dino_speech.models.package import CHECKPOINT_FORMAT, atomic_torch_save
+from dino_speech.models.package import CHECKPOINT_FORMAT, atomic_torch_save, load_torch_file
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "average_state_dicts",
     "capture_rng",
     "checkpoint_name",
+    "epoch_checkpoints",
     "find_latest",
     "load_checkpoint",
     "prune_checkpoints",
@@ -78,15 +79,11 @@ def find_latest(directory: Path) -> Path | None:
     return max(files, key=lambda p: p.stat().st_mtime) if files else None
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a training checkpoint (on CPU); DataError if it is not one."""
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise DataError(f"{path}: cannot read checkpoint: {exc}") from None
-    if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
-        raise DataError(f"{path}: not a dino_speech training checkpoint")
-    return blob
+def load_checkpoint(
+    path: Path, fmt: str = CHECKPOINT_FORMAT, what: str = "dino_speech training checkpoint"
+) -> dict[str, Any]:
+    """Read a training checkpoint of format ``fmt`` (on CPU); DataError if it is not one."""
+    return load_torch_file(path, (fmt,), what)
 
 
 def prune_checkpoints(directory: Path, keep_steps: int, keep_epochs: int) -> list[Path]:

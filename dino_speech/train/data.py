@@ -1,9 +1,11 @@
-"""The trainer's side of the data pipeline: loader batches → device-side multi-crop views.
+"""The trainers' side of the data pipeline: loader batches → device-side multi-crop views.
 
 Loader workers return raw waveform crops (:mod:`dino_speech.data.multicrop`); here, on the
 training device and batched, every crop gets its own augmentation draw
 (:class:`~dino_speech.data.augment.WaveAugment`), then fbank; the student's copies of the crops
 get SpecAugment. The teacher and the student see the same augmented global waveforms.
+Margin fine-tuning uses the same source with one global crop and no local crop, training on
+the student's (SpecAugmented) copy.
 """
 
 from __future__ import annotations
@@ -11,13 +13,16 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from dino_speech.config import DataConfig
 from dino_speech.errors import ConfigError
 from dino_speech.train.distributed import DistContext
+
+if TYPE_CHECKING:
+    from lhotse import CutSet
 
 __all__ = ["DinoBatchSource", "DinoViews"]
 
@@ -43,26 +48,36 @@ class DinoViews:
 class DinoBatchSource:
     """Builds the loader, sampler, augmentation and fbank from a :class:`DataConfig`.
 
-    ``gen`` (a CPU generator, so that draws are the same on any device) drives the
-    augmentation; the trainer saves and restores its state.
+    Args:
+        cfg: crops, batch size, workers, augmentation, features; the cuts are
+            ``cfg.train_cuts`` unless ``cuts`` is given.
+        seed: shuffling, crop positions and the augmentation banks derive from it.
+        ctx: this process's rank, world size and device.
+        gen: a CPU generator (the same draws on any device) that drives the augmentation;
+            the trainer saves and restores its state.
+        cuts: the training cuts, instead of ``cfg.train_cuts``.
     """
 
     def __init__(
-        self, cfg: DataConfig, *, seed: int, ctx: DistContext, gen: torch.Generator
+        self,
+        cfg: DataConfig,
+        *,
+        seed: int,
+        ctx: DistContext,
+        gen: torch.Generator,
+        cuts: CutSet | None = None,
     ) -> None:
         from dino_speech.data.augment import SpecAugment, WaveAugment
         from dino_speech.data.features import Fbank
         from dino_speech.data.sampling import make_dino_loader
 
-        if not cfg.train_cuts:
+        if cuts is None and not cfg.train_cuts:
             raise ConfigError("data.train_cuts is empty: set it to a cuts manifest (jsonl.gz)")
-        if cfg.crops.num_global + cfg.crops.num_local < 2:
-            raise ConfigError("DINO needs at least two crops per utterance")
         self.cfg = cfg
         self.ctx = ctx
         self.gen = gen
         self.loader, self.sampler = make_dino_loader(
-            cfg, seed=seed, rank=ctx.rank, world_size=ctx.world_size
+            cfg, cuts, seed=seed, rank=ctx.rank, world_size=ctx.world_size
         )
         self.wave_augment = WaveAugment(
             cfg.augment,
@@ -74,12 +89,13 @@ class DinoBatchSource:
         self.spec_augment = SpecAugment(cfg.augment) if cfg.augment.specaug_prob > 0 else None
         self.fbank = Fbank(cfg.features).to(ctx.device)
 
-    def steps_per_epoch(self, cap: int | None) -> int:
-        """Batches per epoch (the same on every process), at most ``cap``."""
+    def steps_per_epoch(self, cap: int | None, name: str = "train.steps_per_epoch") -> int:
+        """Batches per epoch (the same on every process), at most ``cap`` (config key
+        ``name``)."""
         steps = len(self.sampler)
         if cap is not None:
             if cap < 1:
-                raise ConfigError(f"train.steps_per_epoch must be >= 1, got {cap}")
+                raise ConfigError(f"{name} must be >= 1, got {cap}")
             steps = min(steps, cap)
         return steps
 
@@ -89,9 +105,16 @@ class DinoBatchSource:
     def batches(self) -> Iterator[dict[str, Any]]:
         return iter(self.loader)
 
-    def state_dict(self) -> dict[str, Any]:
-        """The sampler's position and the augmentation's call count."""
-        return {"sampler": self.sampler.state_dict(), "augment": self.wave_augment.state_dict()}
+    def state_dict(self, epoch: int, batches_trained: int) -> dict[str, Any]:
+        """The sampler's position and the augmentation's call count.
+
+        The position recorded is the trainer's: ``batches_trained`` batches of ``epoch`` done.
+        The loader counts a batch as consumed when it hands it out, which is one batch ahead
+        of the trainer while a step is in flight, and the sampler's epoch only moves when the
+        next epoch starts.
+        """
+        sampler = {**self.sampler.state_dict(), "epoch": epoch, "batches_done": batches_trained}
+        return {"sampler": sampler, "augment": self.wave_augment.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any], *, sampler: bool = True) -> None:
         """Restore the augmentation (always) and the sampler (mid-epoch resumes)."""

@@ -3,16 +3,17 @@
 Given the step's crop views (:class:`~dino_speech.train.data.DinoViews`): the teacher embeds
 the global crops and the student all crops, each crop group as one batch; the loss averages the
 cross-entropy over all pairs of different crops; the optimiser steps with the scheduled
-learning rate and weight decay (the head's last layer frozen in the first epoch, gradients
-clipped by global norm); the teacher moves towards the student (EMA) and the centre towards the
-teacher's batch mean (averaged over processes under DDP).
+learning rate and weight decay (gradients clipped, per parameter as in DINO by default; the
+head's last layer frozen in the first epoch); the teacher moves towards the student (EMA) and
+the centre towards the teacher's batch mean (averaged over processes under DDP).
+
+A step whose loss or gradients are not finite changes nothing: no update, no EMA, no centre
+move, and the BatchNorm statistics that its forward passes touched are put back.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
@@ -28,6 +29,7 @@ from dino_speech.ssl.dino import (
 from dino_speech.ssl.schedules import DinoSchedules
 from dino_speech.train.data import DinoViews
 from dino_speech.train.distributed import all_reduce_mean, average_buffers
+from dino_speech.train.optim import clip_gradients, make_optimizer, param_groups
 
 __all__ = ["DinoStep", "StepOutput", "build_optimizer"]
 
@@ -85,6 +87,8 @@ class DinoStep:
             if group.get("regularised", True):
                 group["weight_decay"] = sched["weight_decay"]
         device_type = views.teacher[0].device.type
+        buffers = [b for m in (self.student, self.teacher) for b in m.buffers()]
+        saved = [b.clone() for b in buffers]
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.autocast):
             with torch.no_grad():
                 t_logits, t_emb = self.teacher([views.teacher])
@@ -100,11 +104,12 @@ class DinoStep:
         )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        clip = cfg.optim.clip_grad if cfg.optim.clip_grad > 0 else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.student.parameters(), clip)
+        grad_norm = clip_gradients(
+            self.student.parameters(), cfg.optim.clip_grad, cfg.optim.clip_mode
+        )
         # Under DDP the gradients (hence their norm) are already the same on every process,
         # so every process takes the same decision here. A non-finite loss gives non-finite
-        # gradients. A skipped step leaves student, teacher and centre as they were.
+        # gradients.
         updated = bool(torch.isfinite(grad_norm))
         if updated:
             if self.schedules.last_layer_frozen(step):
@@ -114,23 +119,16 @@ class DinoStep:
             if self.distributed:
                 average_buffers(self.teacher)
             self.center.update(t_out, reduce=all_reduce_mean if self.distributed else None)
+        else:
+            torch._foreach_copy_(buffers, saved)
         return StepOutput(loss.detach(), s_out.detach(), t_out, t_emb, grad_norm, sched, updated)
 
 
 def build_optimizer(model: nn.Module, cfg: DinoExperimentConfig) -> torch.optim.Optimizer:
-    """Adam(W)/SGD with weight decay on weight matrices only (not biases or norm parameters);
-    the scheduled weight decay is set on the ``regularised`` group each step."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
-    groups: list[dict[str, Any]] = [
-        {"params": decay, "regularised": True},
-        {"params": no_decay, "regularised": False, "weight_decay": 0.0},
-    ]
+    """``cfg.optim``'s optimiser over ``model`` (see :func:`~dino_speech.train.optim.param_groups`;
+    the step sets the scheduled weight decay on the ``regularised`` group)."""
     oc = cfg.optim
-    if oc.name == "sgd":
-        return torch.optim.SGD(groups, lr=oc.lr, momentum=oc.momentum, weight_decay=0.0)
-    cls = torch.optim.AdamW if oc.name == "adamw" else torch.optim.Adam
-    return cls(groups, lr=oc.lr, betas=oc.betas, amsgrad=oc.amsgrad, weight_decay=0.0)
+    groups = param_groups(model, oc.weight_decay)
+    return make_optimizer(
+        oc.name, groups, lr=oc.lr, betas=oc.betas, amsgrad=oc.amsgrad, momentum=oc.momentum
+    )

@@ -16,8 +16,6 @@ every epoch and at the end; see :mod:`dino_speech.models.package`).
 from __future__ import annotations
 
 import copy
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,33 +23,21 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from dino_speech.config import DinoExperimentConfig, save_config, to_dict
-from dino_speech.errors import ConfigError, DinoSpeechError
+from dino_speech.errors import ConfigError
 from dino_speech.models.package import save_embedder
 from dino_speech.models.registry import build_encoder
 from dino_speech.ssl.dino import DinoCenter, MultiCropModel, build_dino_head, dino_statistics
 from dino_speech.ssl.schedules import DinoSchedules
 from dino_speech.train import checkpoint as ckpt
 from dino_speech.train.data import DinoBatchSource
-from dino_speech.train.distributed import (
-    DistContext,
-    all_gather_objects,
-    all_reduce_mean,
-    any_rank,
-    init_distributed,
-)
-from dino_speech.train.monitor import CollapseDetector, TrainMonitor, effective_rank, embedding_std
+from dino_speech.train.distributed import DistContext, all_reduce_mean, init_distributed
+from dino_speech.train.loop import LoopSettings, ResumableLoop, TrainingDivergedError
+from dino_speech.train.monitor import CollapseDetector, effective_rank, embedding_std
 from dino_speech.train.step import DinoStep, StepOutput, build_optimizer
 
 __all__ = ["DinoTrainer", "TrainResult", "TrainingDivergedError", "train_dino"]
-
-MAX_NONFINITE_STEPS = 20
-
-
-class TrainingDivergedError(DinoSpeechError):
-    """The loss or gradients stayed NaN/Inf for many steps in a row."""
 
 
 @dataclass
@@ -81,8 +67,11 @@ class TrainResult:
         return "\n".join(lines)
 
 
-class DinoTrainer:
-    """Builds everything from a :class:`DinoExperimentConfig` and trains in ``exp_dir``."""
+class DinoTrainer(ResumableLoop):
+    """Builds everything from a :class:`DinoExperimentConfig` and trains in ``exp_dir``.
+
+    Epochs, checkpoints, resume and interrupts: :class:`~dino_speech.train.loop.ResumableLoop`.
+    """
 
     def __init__(
         self,
@@ -93,25 +82,35 @@ class DinoTrainer:
         dist_ctx: DistContext | None = None,
         progress: bool = True,
     ) -> None:
-        self.cfg = cfg
-        self.exp_dir = Path(exp_dir)
-        self.ckpt_dir = self.exp_dir / "checkpoints"
-        self.ctx = dist_ctx or init_distributed(cfg.train.device)
-        self.device = self.ctx.device
-        self.progress = progress and self.ctx.is_main
         tc = cfg.train
-        if tc.checkpoint_every < 0 or tc.log_every < 1 or tc.epochs < 1:
-            raise ConfigError("need train.epochs >= 1, train.log_every >= 1, checkpoint_every >= 0")
-
-        latest = ckpt.find_latest(self.ckpt_dir) if self.ckpt_dir.is_dir() else None
-        if latest is not None and not resume:
+        settings = LoopSettings(
+            epochs=tc.epochs,
+            log_every=tc.log_every,
+            checkpoint_every=tc.checkpoint_every,
+            keep_steps=tc.keep_last,
+            keep_epochs=max(tc.keep_last, tc.average_last) if tc.keep_last else 0,
+            max_minutes=tc.max_minutes,
+            tensorboard=tc.tensorboard,
+        )
+        if (
+            cfg.data.crops.num_global < 1
+            or cfg.data.crops.num_global + cfg.data.crops.num_local < 2
+        ):
             raise ConfigError(
-                f"{self.exp_dir} already holds checkpoints; resume it (--resume) or choose a "
-                "new --exp-dir"
+                "DINO needs at least one global crop and two crops per utterance "
+                "(data.crops.num_global, data.crops.num_local)"
             )
-        self.exp_dir.mkdir(parents=True, exist_ok=True)
-        self.ckpt_dir.mkdir(exist_ok=True)
-        self.monitor = TrainMonitor(self.exp_dir, tc.tensorboard) if self.ctx.is_main else None
+        ctx = dist_ctx or init_distributed(tc.device)
+        super().__init__(
+            exp_dir,
+            ctx,
+            settings,
+            checkpoint_format=ckpt.CHECKPOINT_FORMAT,
+            resume=resume,
+            progress=progress,
+        )
+        self.cfg = cfg
+        self.exp_dir = self.out_dir
 
         # The same initial weights on every process; then per-process random streams.
         torch.manual_seed(tc.seed)
@@ -130,11 +129,10 @@ class DinoTrainer:
         self.optimizer = build_optimizer(self.student, cfg)
 
         torch.manual_seed(tc.seed + 1 + self.ctx.rank)
-        self.augment_gen = torch.Generator()  # on the CPU: the same draws on any device
-        self.augment_gen.manual_seed(tc.seed * 1000 + 17 + self.ctx.rank)
-        self.data = DinoBatchSource(cfg.data, seed=tc.seed, ctx=self.ctx, gen=self.augment_gen)
+        self.gen = torch.Generator()  # on the CPU: the same draws on any device
+        self.gen.manual_seed(tc.seed * 1000 + 17 + self.ctx.rank)
+        self.data = DinoBatchSource(cfg.data, seed=tc.seed, ctx=self.ctx, gen=self.gen)
         self.steps_per_epoch = self.data.steps_per_epoch(tc.steps_per_epoch)
-        self.total_steps = tc.epochs * self.steps_per_epoch
         self.schedules = DinoSchedules.build(
             cfg.optim,
             cfg.dino,
@@ -154,15 +152,7 @@ class DinoTrainer:
             distributed=self.ctx.distributed,
             autocast=self.device.type == "cuda" and tc.precision == "bf16",
         )
-
-        self.step = 0
-        self.epoch = 0
-        self.batch_in_epoch = 0
-        self.last_loss: float | None = None
-        self.skipped_cuts = 0
-        self._nonfinite = 0
-        if latest is not None:
-            self._resume(latest)
+        self._resume_latest()
         if self.ctx.is_main:  # the config in use (a resume may change e.g. train.epochs)
             save_config(cfg, self.exp_dir / "config.yaml")
         self._log(
@@ -172,55 +162,9 @@ class DinoTrainer:
             f"{tc.epochs} epochs; batch {cfg.data.batch_size}/process"
         )
 
-    # ------------------------------------------------------------------ the loop
-
     def fit(self) -> TrainResult:
         """Train until ``train.epochs`` are done or the ``train.max_minutes`` budget runs out."""
-        tc = self.cfg.train
-        start = time.monotonic()
-        budget = None if tc.max_minutes is None else 60.0 * tc.max_minutes
-        out_of_time = False
-        bar = tqdm(
-            total=self.total_steps,
-            initial=self.step,
-            disable=not self.progress,
-            desc="DINO",
-            unit="step",
-            dynamic_ncols=True,
-        )
-        try:
-            while self.epoch < tc.epochs and not out_of_time:
-                for batch in self._epoch_batches():
-                    self._train_step(batch)
-                    bar.update(1)
-                    if self.step % tc.log_every == 0 and self.last_loss is not None:
-                        bar.set_postfix(loss=f"{self.last_loss:.3f}", epoch=self.epoch)
-                    epoch_end = self.batch_in_epoch >= self.steps_per_epoch
-                    if budget is not None:
-                        out_of_time = any_rank(time.monotonic() - start > budget, self.device)
-                    periodic = tc.checkpoint_every > 0 and self.step % tc.checkpoint_every == 0
-                    if not epoch_end and (periodic or out_of_time):
-                        self._save(ckpt.checkpoint_name(self.step))
-                    if out_of_time or epoch_end:
-                        break
-                if self.batch_in_epoch >= self.steps_per_epoch or not out_of_time:
-                    if self.batch_in_epoch < self.steps_per_epoch:
-                        self._warn(
-                            f"epoch {self.epoch} ended after {self.batch_in_epoch} of "
-                            f"{self.steps_per_epoch} expected batches"
-                        )
-                    self.epoch += 1
-                    self.batch_in_epoch = 0
-                    self._save(ckpt.checkpoint_name(self.step, epoch=self.epoch))
-                    self._write_embedder()
-        except KeyboardInterrupt:
-            if not self.ctx.distributed:
-                self._save(ckpt.checkpoint_name(self.step))
-                self._log(f"interrupted at step {self.step}; checkpoint saved, rerun to resume")
-            raise
-        finally:
-            bar.close()
-        stopped_by_time = out_of_time and self.epoch < tc.epochs
+        stopped_by_time = self._run_epochs("DINO")
         embedder = self._finish(stopped_by_time)
         result = TrainResult(
             exp_dir=self.exp_dir,
@@ -233,44 +177,23 @@ class DinoTrainer:
             embedder=embedder,
         )
         self._log(result.summary().replace("\n", "; "))
-        if self.monitor is not None:
-            self.monitor.close()
+        self._close()
         return result
 
-    def _epoch_batches(self) -> Iterator[dict[str, Any]]:
-        if self.batch_in_epoch == 0:
-            self.data.set_epoch(self.epoch)
-        for batch in self.data.batches():
-            if self.batch_in_epoch >= self.steps_per_epoch:
-                return
-            yield batch
+    # ------------------------------------------------------------------ loop hooks
 
-    def _train_step(self, batch: dict[str, Any]) -> None:
-        empty = batch["global"].shape[1] == 0
-        if any_rank(empty, self.device) if self.ctx.distributed else empty:
-            # Every cut of a batch was unreadable (on some process): no update anywhere.
-            self._warn(f"step {self.step}: a batch without readable audio; step skipped")
-            self.skipped_cuts += int(batch.get("num_skipped", 0))
-            self.step += 1
-            self.batch_in_epoch += 1
-            return
+    def _train_step(self, batch: dict[str, Any]) -> StepOutput:
         views = self.data.prepare(batch, self.device)
         out = self.step_fn(views, self.step)
-        if out.updated:
-            self._nonfinite = 0
-        else:
-            self._nonfinite += 1
-            self._warn(f"step {self.step}: non-finite loss or gradients; update skipped")
-            if self._nonfinite >= MAX_NONFINITE_STEPS:
-                raise TrainingDivergedError(
-                    f"loss or gradients were NaN/Inf for {self._nonfinite} steps in a row "
-                    f"(step {self.step}); lower optim.lr or raise dino.teacher_temp"
-                )
-        self.skipped_cuts += views.num_skipped
-        self.step += 1
-        self.batch_in_epoch += 1
-        if self.step % self.cfg.train.log_every == 0 or self.step == 1:
-            self._log_step(out)
+        self._count_nonfinite(out.updated, "lower optim.lr or raise dino.teacher_temp")
+        return out
+
+    def _after_step(self, output: StepOutput | None) -> None:
+        if output is not None and (self.step % self.settings.log_every == 0 or self.step == 1):
+            self._log_step(output)
+
+    def _epoch_done(self) -> None:
+        self._write_embedder()
 
     def _log_step(self, out: StepOutput) -> None:
         # The centre already moved this step; the statistics use the updated one, which
@@ -313,33 +236,14 @@ class DinoTrainer:
     def _state(self) -> dict[str, Any]:
         return {
             "config": to_dict(self.cfg),
-            "step": self.step,
-            "epoch": self.epoch,
-            "batch_in_epoch": self.batch_in_epoch,
             "student": self.student.state_dict(),
             "teacher": self.teacher.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "center": self.center.state_dict(),
-            "monitor": {
-                "collapse": self.collapse.state_dict(),
-                "skipped_cuts": self.skipped_cuts,
-                "last_loss": self.last_loss,
-            },
-            "world_size": self.ctx.world_size,
+            "monitor": {"collapse": self.collapse.state_dict()},
         }
 
-    def _save(self, name: str) -> None:
-        """Every process contributes its sampler and RNG state; the main process writes."""
-        ranks = all_gather_objects(
-            {"data": self.data.state_dict(), "rng": ckpt.capture_rng(self.augment_gen)}
-        )
-        if self.ctx.is_main:
-            ckpt.save_checkpoint(self.ckpt_dir, name, {**self._state(), "ranks": ranks})
-            keep_epochs = max(self.cfg.train.keep_last, self.cfg.train.average_last)
-            ckpt.prune_checkpoints(self.ckpt_dir, self.cfg.train.keep_last, keep_epochs)
-
-    def _resume(self, path: Path) -> None:
-        blob = ckpt.load_checkpoint(path)
+    def _load_state(self, blob: dict[str, Any], path: Path) -> None:
         changed = _changed_keys(blob["config"], to_dict(self.cfg))
         if changed:
             self._warn(
@@ -350,24 +254,7 @@ class DinoTrainer:
         self.teacher.load_state_dict(blob["teacher"])
         self.optimizer.load_state_dict(blob["optimizer"])
         self.center.load_state_dict(blob["center"])
-        self.step, self.epoch = blob["step"], blob["epoch"]
-        self.batch_in_epoch = blob["batch_in_epoch"]
-        monitor = blob["monitor"]
-        self.collapse.load_state_dict(monitor["collapse"])
-        self.skipped_cuts, self.last_loss = monitor["skipped_cuts"], monitor["last_loss"]
-        ranks = blob["ranks"]
-        if len(ranks) == self.ctx.world_size:
-            mine = ranks[self.ctx.rank]
-            ckpt.restore_rng(mine["rng"], self.augment_gen)
-            self.data.load_state_dict(mine["data"], sampler=self.batch_in_epoch > 0)
-        else:
-            self._warn(
-                f"checkpoint was written by {len(ranks)} processes, this run has "
-                f"{self.ctx.world_size}: the random streams restart and the interrupted epoch "
-                "restarts from its beginning, so the resume is not exact"
-            )
-            self.batch_in_epoch = 0
-        self._log(f"resumed from {path} at step {self.step} (epoch {self.epoch})")
+        self.collapse.load_state_dict(blob["monitor"]["collapse"])
 
     def _write_embedder(self, state: dict[str, torch.Tensor] | None = None, **meta: Any) -> Path:
         path = self.exp_dir / "embedder.pt"
@@ -399,14 +286,6 @@ class DinoTrainer:
         if stopped_by_time or self.batch_in_epoch:
             return self._write_embedder()
         return self.exp_dir / "embedder.pt"  # written at the last epoch end
-
-    def _log(self, message: str) -> None:
-        if self.monitor is not None:
-            self.monitor.info(message)
-
-    def _warn(self, message: str) -> None:
-        if self.monitor is not None:
-            self.monitor.warning(message)
 
 
 def train_dino(

@@ -191,3 +191,18 @@ def test_cancel_last_layer_grads() -> None:
     cancel_last_layer_grads(model)
     assert model.head.last_layer.weight.grad is None
     assert model.backbone.proj.weight.grad is not None
+
+
+def test_head_logits_are_float32_under_bf16_autocast() -> None:
+    torch.manual_seed(0)
+    head = DinoHead(16, out_dim=300, hidden_dim=32, bottleneck_dim=8)
+    x = torch.randn(6, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = head(x)
+        z = head.mlp(x)  # the MLP itself runs in bf16
+    assert z.dtype == torch.bfloat16 and logits.dtype == torch.float32
+    # The last layer sees the bf16 bottleneck but computes in float32: no bf16 rounding of
+    # the logits, which the teacher temperature would magnify.
+    expected = head.last_layer(torch.nn.functional.normalize(z.float(), dim=-1))
+    torch.testing.assert_close(logits, expected, rtol=0, atol=1e-6)
+    assert not torch.equal(logits, logits.bfloat16().float())

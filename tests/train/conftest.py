@@ -43,8 +43,12 @@ TINY = [
 ]
 
 
-@pytest.fixture()
+@pytest.fixture(scope="session")
 def tiny_config(synthetic_corpus: Path) -> DinoExperimentConfig:
-    """A DINO run on the shared tiny synthetic corpus: 2 epochs of 4 steps, in seconds."""
+    """A DINO run on the shared tiny synthetic corpus: 2 epochs of 4 steps, in seconds.
+
+    Shared by all tests: derive variants with ``apply_overrides`` (which copies), never
+    assign to its fields.
+    """
     cuts = synthetic_corpus / "synthetic_cuts_train.jsonl.gz"
     return apply_overrides(DinoExperimentConfig(), [f"data.train_cuts={cuts}", *TINY])

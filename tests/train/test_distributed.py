@@ -65,7 +65,13 @@ def test_two_gloo_processes_keep_identical_teachers(
     # Each process has its own random streams (augmentation, crops come from the sampler).
     r0, r1 = (r["rng"]["augment"] for r in blob["ranks"])
     assert not torch.equal(r0, r1)
-    assert [r["data"]["sampler"]["batches_done"] for r in blob["ranks"]] == [4, 4]
+    # The sampler position is the next batch to train: after the epoch, the next epoch's first.
+    positions = [
+        (r["data"]["sampler"]["epoch"], r["data"]["sampler"]["batches_done"]) for r in blob["ranks"]
+    ]
+    assert positions == [(1, 0), (1, 0)]
+    mid = load_checkpoint(tmp_path / "exp" / "checkpoints" / "step-00000003.pt")
+    assert [r["data"]["sampler"]["batches_done"] for r in mid["ranks"]] == [3, 3]
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ from dino_speech.config import DinoExperimentConfig, apply_overrides, load_confi
 from dino_speech.errors import ConfigError
 from dino_speech.models.package import load_embedder
 from dino_speech.train.checkpoint import load_checkpoint
+from dino_speech.train.data import DinoBatchSource, DinoViews
+from dino_speech.train.step import DinoStep, StepOutput
 from dino_speech.train.trainer import DinoTrainer, train_dino
 
 
@@ -44,13 +47,31 @@ def test_training_writes_the_experiment(tiny_config: DinoExperimentConfig, tmp_p
     assert "augment" in blob["ranks"][0]["rng"]
 
 
+@pytest.fixture(scope="module")
+def straight(
+    tiny_config: DinoExperimentConfig, tmp_path_factory: pytest.TempPathFactory
+) -> DinoTrainer:
+    """The tiny run trained without interruption (checkpoints do not change the result)."""
+    trainer = DinoTrainer(tiny_config, tmp_path_factory.mktemp("straight"), progress=False)
+    trainer.fit()
+    return trainer
+
+
+def assert_same_training(resumed: DinoTrainer, straight: DinoTrainer) -> None:
+    a, b = teacher_state(straight), teacher_state(resumed)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6, msg=key)
+    torch.testing.assert_close(resumed.center.center, straight.center.center)
+
+
 def test_resume_after_a_kill_continues_exactly(
-    tiny_config: DinoExperimentConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_config: DinoExperimentConfig,
+    straight: DinoTrainer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     cfg = apply_overrides(tiny_config, ["train.checkpoint_every=5"])
-    straight = DinoTrainer(cfg, tmp_path / "straight", progress=False)
-    straight.fit()
-
     killed_dir = tmp_path / "killed"
     original = DinoTrainer._train_step
 
@@ -69,11 +90,69 @@ def test_resume_after_a_kill_continues_exactly(
     result = resumed.fit()
     assert result.steps == 8
     assert "resumed from" in (killed_dir / "train.log").read_text()
-    a, b = teacher_state(straight), teacher_state(resumed)
-    assert a.keys() == b.keys()
-    for key in a:
-        torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6, msg=key)
-    torch.testing.assert_close(resumed.center.center, straight.center.center)
+    assert_same_training(resumed, straight)
+
+
+def test_ctrl_c_inside_a_step_keeps_the_last_checkpoint(
+    tiny_config: DinoExperimentConfig,
+    straight: DinoTrainer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Ctrl-C after step 6's update was applied but before the step counted: saving now would
+    # store a half-finished step (and a loader position one batch ahead).
+    cfg = apply_overrides(tiny_config, ["train.checkpoint_every=5"])
+    original = DinoStep.__call__
+
+    def interrupted_after_the_update(self: DinoStep, views: DinoViews, step: int) -> StepOutput:
+        out = original(self, views, step)
+        if step == 6:
+            raise KeyboardInterrupt
+        return out
+
+    monkeypatch.setattr(DinoStep, "__call__", interrupted_after_the_update)
+    with pytest.raises(KeyboardInterrupt):
+        DinoTrainer(cfg, tmp_path / "exp", progress=False).fit()
+    monkeypatch.setattr(DinoStep, "__call__", original)
+    assert not (tmp_path / "exp" / "checkpoints" / "step-00000006.pt").exists()
+    assert (
+        "rerun to resume from the last checkpoint" in (tmp_path / "exp" / "train.log").read_text()
+    )
+    resumed = DinoTrainer(cfg, tmp_path / "exp", progress=False)
+    assert (resumed.step, resumed.epoch, resumed.batch_in_epoch) == (5, 1, 1)
+    resumed.fit()
+    assert_same_training(resumed, straight)
+
+
+def test_ctrl_c_between_steps_saves_the_batches_trained(
+    tiny_config: DinoExperimentConfig,
+    straight: DinoTrainer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Ctrl-C once the loader has handed out (and counted) epoch 1's third batch, before the
+    # trainer starts on it: the checkpoint must say two batches of epoch 1 are done.
+    cfg = apply_overrides(tiny_config, ["train.checkpoint_every=0"])
+    original = DinoBatchSource.batches
+
+    def interrupted_on_the_third_batch(self: DinoBatchSource) -> Iterator[dict]:
+        for i, batch in enumerate(original(self)):
+            if self.sampler.epoch == 1 and i == 2:
+                assert self.sampler.state_dict()["batches_done"] == 3
+                raise KeyboardInterrupt
+            yield batch
+
+    monkeypatch.setattr(DinoBatchSource, "batches", interrupted_on_the_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        DinoTrainer(cfg, tmp_path / "exp", progress=False).fit()
+    monkeypatch.setattr(DinoBatchSource, "batches", original)
+    blob = load_checkpoint(tmp_path / "exp" / "checkpoints" / "step-00000006.pt")
+    assert (blob["step"], blob["epoch"], blob["batch_in_epoch"]) == (6, 1, 2)
+    assert blob["ranks"][0]["data"]["sampler"]["batches_done"] == 2
+    resumed = DinoTrainer(cfg, tmp_path / "exp", progress=False)
+    assert resumed.step == 6
+    resumed.fit()
+    assert_same_training(resumed, straight)
 
 
 def test_runs_with_different_seeds_differ(
@@ -143,3 +222,23 @@ def test_average_last_epochs(tiny_config: DinoExperimentConfig, tmp_path: Path) 
     ) / 2
     blob = torch.load(tmp_path / "exp" / "embedder.pt", weights_only=True)
     torch.testing.assert_close(blob["state_dict"]["embedding.weight"], expected)
+
+
+def test_keep_last_zero_keeps_every_checkpoint(
+    tiny_config: DinoExperimentConfig, tmp_path: Path
+) -> None:
+    # average_last must not turn "keep all" into "keep the last average_last epochs".
+    cfg = apply_overrides(
+        tiny_config,
+        [
+            "train.epochs=3",
+            "train.steps_per_epoch=2",
+            "train.checkpoint_every=1",
+            "train.keep_last=0",
+            "train.average_last=2",
+        ],
+    )
+    train_dino(cfg, tmp_path / "exp", progress=False)
+    names = sorted(p.name for p in (tmp_path / "exp" / "checkpoints").glob("*.pt"))
+    epochs = ["epoch-0001.pt", "epoch-0002.pt", "epoch-0003.pt"]
+    assert names == [*epochs, "step-00000001.pt", "step-00000003.pt", "step-00000005.pt"]

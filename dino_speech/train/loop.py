@@ -1,0 +1,306 @@
+"""The resumable epoch/step loop shared by DINO training and margin fine-tuning.
+
+:class:`ResumableLoop` owns what both trainers do the same way: the output directory and its
+``checkpoints/``, the position (step, epoch, batch within the epoch), the epochs and the time
+budget, periodic and end-of-epoch checkpoints (every process contributes its sampler and
+random state, the main process writes), exact resume, the progress bar, ``train.log`` and
+TensorBoard, the count of skipped cuts and of non-finite steps in a row, and Ctrl-C.
+
+Interrupts. A checkpoint is only ever written between steps: a ``KeyboardInterrupt`` that
+lands inside a step (or inside the bookkeeping that closes an epoch) may have left the model
+half-updated, so the last checkpoint stays the resume point; one that lands between steps saves
+the current state, with the batches actually trained as the sampler's position. Under DDP
+nothing is saved on an interrupt (the other processes may not reach the collective).
+
+A subclass builds its models, sets ``self.data`` (a
+:class:`~dino_speech.train.data.DinoBatchSource`), ``self.gen`` (its augmentation generator)
+and ``self.steps_per_epoch``, calls :meth:`_resume_latest`, and implements
+:meth:`_train_step`, :meth:`_state` and :meth:`_load_state` (plus optionally
+:meth:`_after_step` and :meth:`_epoch_done`); its ``fit`` calls :meth:`_run_epochs`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from dino_speech.errors import ConfigError, DinoSpeechError
+from dino_speech.train import checkpoint as ckpt
+from dino_speech.train.data import DinoBatchSource
+from dino_speech.train.distributed import DistContext, all_gather_objects, any_rank
+from dino_speech.train.monitor import TrainMonitor
+
+__all__ = ["MAX_NONFINITE_STEPS", "LoopSettings", "ResumableLoop", "TrainingDivergedError"]
+
+MAX_NONFINITE_STEPS = 20
+
+
+class TrainingDivergedError(DinoSpeechError):
+    """The loss or gradients stayed NaN/Inf for many steps in a row."""
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """How long to train and how often to log and checkpoint.
+
+    ``keep_steps`` / ``keep_epochs``: how many step / epoch checkpoints to keep (0: all).
+    ``max_minutes``: wall-clock budget of one :meth:`ResumableLoop._run_epochs` (None: none).
+    """
+
+    epochs: int
+    log_every: int
+    checkpoint_every: int
+    keep_steps: int
+    keep_epochs: int
+    max_minutes: float | None
+    tensorboard: bool
+
+    def check(self) -> None:
+        if self.epochs < 1 or self.log_every < 1:
+            raise ConfigError(
+                f"need at least one epoch and log_every >= 1, got {self.epochs} and "
+                f"{self.log_every}"
+            )
+        if self.checkpoint_every < 0 or self.keep_steps < 0 or self.keep_epochs < 0:
+            raise ConfigError("need train.checkpoint_every >= 0 and train.keep_last >= 0")
+
+
+class ResumableLoop:
+    """Base class of the trainers (see the module docstring).
+
+    Args:
+        out_dir: where ``train.log``, ``tb/`` and ``checkpoints/`` go.
+        ctx: this process's place in (possibly distributed) training.
+        settings: epochs, logging and checkpoint cadence, time budget.
+        checkpoint_format: the ``"format"`` of this trainer's checkpoints.
+        resume: continue from the newest checkpoint in ``out_dir`` (else refuse to run where
+            checkpoints exist).
+        progress: show a progress bar (main process only).
+    """
+
+    data: DinoBatchSource
+    gen: torch.Generator
+    steps_per_epoch: int
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        ctx: DistContext,
+        settings: LoopSettings,
+        *,
+        checkpoint_format: str,
+        resume: bool,
+        progress: bool,
+    ) -> None:
+        settings.check()
+        self.out_dir = Path(out_dir)
+        self.ckpt_dir = self.out_dir / "checkpoints"
+        self.ctx = ctx
+        self.device = ctx.device
+        self.settings = settings
+        self.checkpoint_format = checkpoint_format
+        self.progress = progress and ctx.is_main
+        self._latest = ckpt.find_latest(self.ckpt_dir) if self.ckpt_dir.is_dir() else None
+        if self._latest is not None and not resume:
+            raise ConfigError(
+                f"{self.out_dir} already holds checkpoints; resume it or choose a new directory"
+            )
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.ckpt_dir.mkdir(exist_ok=True)
+        self.monitor = TrainMonitor(self.out_dir, settings.tensorboard) if ctx.is_main else None
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.skipped_cuts = 0
+        self.last_loss: float | None = None
+        self._nonfinite = 0
+        self._mid_update = False
+
+    @property
+    def total_steps(self) -> int:
+        return self.settings.epochs * self.steps_per_epoch
+
+    # ------------------------------------------------------------------ subclass hooks
+
+    def _train_step(self, batch: dict[str, Any]) -> Any:
+        """One update on a non-empty loader batch; returns what :meth:`_after_step` logs."""
+        raise NotImplementedError
+
+    def _after_step(self, output: Any) -> None:
+        """Called after every step (``output`` is None for a skipped empty batch), once the
+        position counts it; logging goes here."""
+
+    def _epoch_done(self) -> None:
+        """Called after each end-of-epoch checkpoint."""
+
+    def _state(self) -> dict[str, Any]:
+        """The trainer's own checkpoint entries (models, optimiser, config, ``monitor``)."""
+        raise NotImplementedError
+
+    def _load_state(self, blob: dict[str, Any], path: Path) -> None:
+        """Restore what :meth:`_state` saved; raise DataError when ``blob`` does not fit."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ the loop
+
+    def _run_epochs(self, desc: str) -> bool:
+        """Train until the epochs are done or the time budget is spent; True when the budget
+        stopped it before the last epoch ended."""
+        s = self.settings
+        budget = None if s.max_minutes is None else 60.0 * s.max_minutes
+        start = time.monotonic()
+        out_of_time = False
+        self._mid_update = False
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            disable=not self.progress,
+            desc=desc,
+            unit="step",
+            dynamic_ncols=True,
+        )
+        try:
+            while self.epoch < s.epochs and not out_of_time:
+                if self.batch_in_epoch == 0:
+                    self.data.set_epoch(self.epoch)
+                for batch in self.data.batches():
+                    if self.batch_in_epoch >= self.steps_per_epoch:
+                        break
+                    self._mid_update = True
+                    output = self._step_or_skip(batch)
+                    self.step += 1
+                    self.batch_in_epoch += 1
+                    self._mid_update = False
+                    self._after_step(output)
+                    bar.update(1)
+                    if self.last_loss is not None:
+                        bar.set_postfix(loss=f"{self.last_loss:.3f}", epoch=self.epoch)
+                    epoch_end = self.batch_in_epoch >= self.steps_per_epoch
+                    if budget is not None:
+                        out_of_time = any_rank(time.monotonic() - start > budget, self.device)
+                    periodic = s.checkpoint_every > 0 and self.step % s.checkpoint_every == 0
+                    if not epoch_end and (periodic or out_of_time):
+                        self._save(ckpt.checkpoint_name(self.step))
+                    if out_of_time or epoch_end:
+                        break
+                if self.batch_in_epoch >= self.steps_per_epoch or not out_of_time:
+                    if self.batch_in_epoch < self.steps_per_epoch:
+                        self._warn(
+                            f"epoch {self.epoch} ended after {self.batch_in_epoch} of "
+                            f"{self.steps_per_epoch} expected batches"
+                        )
+                    self._mid_update = True
+                    self.epoch += 1
+                    self.batch_in_epoch = 0
+                    self._mid_update = False
+                    self._save(ckpt.checkpoint_name(self.step, epoch=self.epoch))
+                    self._epoch_done()
+        except KeyboardInterrupt:
+            if self.ctx.distributed or self._mid_update:
+                self._log(
+                    f"interrupted at step {self.step}; rerun to resume from the last checkpoint"
+                )
+            else:
+                self._save(ckpt.checkpoint_name(self.step))
+                self._log(f"interrupted at step {self.step}; checkpoint saved, rerun to resume")
+            raise
+        finally:
+            bar.close()
+        return out_of_time and self.epoch < s.epochs
+
+    def _step_or_skip(self, batch: dict[str, Any]) -> Any:
+        self.skipped_cuts += int(batch.get("num_skipped", 0))
+        empty = batch["global"].shape[1] == 0
+        if any_rank(empty, self.device) if self.ctx.distributed else empty:
+            # Every cut of the batch was unreadable (on some process): no update anywhere.
+            self._warn(f"step {self.step}: a batch without readable audio; step skipped")
+            return None
+        return self._train_step(batch)
+
+    def _count_nonfinite(self, updated: bool, hint: str) -> None:
+        """Track skipped non-finite steps; TrainingDivergedError after too many in a row."""
+        if updated:
+            self._nonfinite = 0
+            return
+        self._nonfinite += 1
+        self._warn(f"step {self.step}: non-finite loss or gradients; update skipped")
+        if self._nonfinite >= MAX_NONFINITE_STEPS:
+            raise TrainingDivergedError(
+                f"loss or gradients were NaN/Inf for {self._nonfinite} steps in a row "
+                f"(step {self.step}); {hint}"
+            )
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _save(self, name: str) -> None:
+        """Every process contributes its sampler and RNG state; the main process writes."""
+        ranks = all_gather_objects(
+            {
+                "data": self.data.state_dict(self.epoch, self.batch_in_epoch),
+                "rng": ckpt.capture_rng(self.gen),
+            }
+        )
+        if not self.ctx.is_main:
+            return
+        state = self._state()
+        blob = {
+            **state,
+            "format": self.checkpoint_format,
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "world_size": self.ctx.world_size,
+            "monitor": {
+                **state.get("monitor", {}),
+                "skipped_cuts": self.skipped_cuts,
+                "last_loss": self.last_loss,
+            },
+            "ranks": ranks,
+        }
+        ckpt.save_checkpoint(self.ckpt_dir, name, blob)
+        s = self.settings
+        ckpt.prune_checkpoints(self.ckpt_dir, s.keep_steps, s.keep_epochs)
+
+    def _resume_latest(self) -> None:
+        """Continue from the newest checkpoint, if there is one (call after building)."""
+        path = self._latest
+        if path is None:
+            return
+        blob = ckpt.load_checkpoint(path, self.checkpoint_format, "checkpoint of this trainer")
+        self._load_state(blob, path)
+        self.step, self.epoch = blob["step"], blob["epoch"]
+        self.batch_in_epoch = blob["batch_in_epoch"]
+        monitor = blob["monitor"]
+        self.skipped_cuts, self.last_loss = monitor["skipped_cuts"], monitor["last_loss"]
+        ranks = blob["ranks"]
+        if len(ranks) == self.ctx.world_size:
+            mine = ranks[self.ctx.rank]
+            ckpt.restore_rng(mine["rng"], self.gen)
+            self.data.load_state_dict(mine["data"], sampler=self.batch_in_epoch > 0)
+        else:
+            self._warn(
+                f"checkpoint was written by {len(ranks)} processes, this run has "
+                f"{self.ctx.world_size}: the random streams restart and the interrupted epoch "
+                "restarts from its beginning, so the resume is not exact"
+            )
+            self.batch_in_epoch = 0
+        self._log(f"resumed from {path} at step {self.step} (epoch {self.epoch})")
+
+    # ------------------------------------------------------------------ logging
+
+    def _log(self, message: str) -> None:
+        if self.monitor is not None:
+            self.monitor.info(message)
+
+    def _warn(self, message: str) -> None:
+        if self.monitor is not None:
+            self.monitor.warning(message)
+
+    def _close(self) -> None:
+        if self.monitor is not None:
+            self.monitor.close()
