@@ -5,8 +5,9 @@ of float vectors plus its index, exactly as Kaldi's ``copy-vector ark:- ark,scp:
 D/xvector.scp`` would: the scp lists ``utt D/xvector.ark:OFFSET`` with the archive path as it
 was given (Kaldi convention, relative paths are relative to the working directory).
 :func:`read_embeddings` reads ``.scp``, ``.ark`` and ``.npz`` into ``(ids, X)``. A relative
-archive path in an scp that does not exist from the working directory is looked up next to the
-scp as well, so a moved experiment directory still reads.
+archive path in an scp that does not exist from the working directory (or an absolute one that
+does not exist any more) is looked up next to the scp as well, so a moved experiment directory
+still reads.
 
 ``.npz`` files hold two arrays: ``ids`` (strings) and ``vectors`` (N, D) float32.
 """
@@ -254,9 +255,12 @@ def _scp_entries(scp: Path) -> Iterator[tuple[int, str, str]]:
 
 def _resolve_ark(ark: str, scp: Path) -> str:
     """The archive path as written if it exists, else relative to (or next to) the scp."""
-    if os.path.isabs(ark) or os.path.exists(ark):
+    if os.path.exists(ark):
         return ark
-    for candidate in (scp.parent / ark, scp.parent / Path(ark).name):
+    candidates = [scp.parent / Path(ark).name]
+    if not os.path.isabs(ark):
+        candidates.insert(0, scp.parent / ark)
+    for candidate in candidates:
         if candidate.exists():
             return str(candidate)
     return ark

@@ -60,6 +60,16 @@ def test_relative_ark_path_resolves_after_moving_the_directory(tmp_path, table, 
     np.testing.assert_array_equal(got, X)
 
 
+def test_absolute_ark_path_resolves_after_moving_the_directory(tmp_path, table):
+    ids, X = table
+    scp = write_embeddings(tmp_path / "exp" / "emb", ids, X)  # absolute paths, as the recipes
+    assert scp.read_text().split()[1].startswith(str(tmp_path / "exp" / "emb" / "xvector.ark:"))
+    shutil.move(tmp_path / "exp", tmp_path / "moved")
+    got_ids, got = read_embeddings(tmp_path / "moved" / "emb" / "xvector.scp")
+    assert got_ids == ids
+    np.testing.assert_array_equal(got, X)
+
+
 def test_merge_shards(tmp_path, table):
     ids, X = table
     a = write_embeddings(tmp_path / "shards", ids[:4], X[:4], name="xvector.0-of-2")

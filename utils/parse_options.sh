@@ -16,7 +16,7 @@
 # one. Arguments after the options (or after `--`) stay in "$@".
 
 _po_print_help() {
-  echo "Usage: $0 [options] ${positional_usage:-}"
+  echo "Usage: $0 [options]${positional_usage:+ $positional_usage}"
   if [ -n "${help_message:-}" ]; then
     echo
     echo "$help_message"

@@ -33,6 +33,27 @@ check_arguments() {
   fi
 }
 
+# require_model: fail unless --model is given (when a stage that needs it will run), and make
+# `model` an absolute path when it names a file or directory
+require_model() {
+  if [ -z "$model" ] && [ "$stop_stage" -ge 1 ]; then
+    echo "$0: --model is required (an experiment directory, embedder file or logmel-stats)" >&2
+    exit 2
+  fi
+  model=$(abs_path "$model")
+}
+
+# absolute_dirs VAR...: create the directories the variables VAR... name and set each
+# variable to its directory's absolute path (relative options are taken from the working
+# directory; the commands then work from anywhere)
+absolute_dirs() {
+  local var
+  for var in "$@"; do
+    mkdir -p "${!var}"
+    printf -v "$var" '%s' "$(abs_path "${!var}")"
+  done
+}
+
 # run_stage N: whether stage N lies within --stage .. --stop-stage
 run_stage() {
   [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]

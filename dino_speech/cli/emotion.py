@@ -115,36 +115,24 @@ def eval_emotion(
     """
     from dino_speech.data.manifests import read_kaldi_list
     from dino_speech.embeddings import read_embeddings
-    from dino_speech.errors import DataError
-    from dino_speech.eval.emotion import align_labels, evaluate_emotion, plot_confusion
+    from dino_speech.eval.emotion import evaluate_labelled, plot_confusion
 
     if test_labels is not None and (groups is not None or folds != "auto"):
         raise click.UsageError(
             "--test-labels (a fixed split) cannot be combined with --groups or --folds"
         )
     ids, X = read_embeddings(embeddings)
-    label_map = read_kaldi_list(labels)
-    group_map = read_kaldi_list(groups) if groups is not None else None
-    test_set: set[str] = set()
-    if test_labels is not None:
-        test_map = read_kaldi_list(test_labels)
-        both = sorted(set(label_map) & set(test_map))
-        if both:
-            raise DataError(
-                f"{len(both)} utterances are in both --labels and --test-labels "
-                f"(first: {', '.join(both[:5])})"
-            )
-        label_map = {**label_map, **test_map}
-        test_set = set(test_map)
-    X_lab, y, g, utts = align_labels(ids, X, label_map, group_map)
-    test = [u in test_set for u in utts] if test_labels is not None else None
-    result = evaluate_emotion(
-        X_lab, y, g, classifier, folds=folds, seed=seed, progress=show_progress(progress), test=test
+    result = evaluate_labelled(
+        ids,
+        X,
+        read_kaldi_list(labels),
+        groups=read_kaldi_list(groups) if groups is not None else None,
+        test_labels=read_kaldi_list(test_labels) if test_labels is not None else None,
+        classifier=classifier,
+        folds=folds,
+        seed=seed,
+        progress=show_progress(progress),
     )
-    if test is not None:
-        utts = [u for u in utts if u in test_set]
-        y = [label_map[u] for u in utts]
-
     click.echo(
         f"utterances: {result['num_utterances']}, classes: {len(result['classes'])}, "
         f"folds: {result['scheme']}"
@@ -169,8 +157,12 @@ def eval_emotion(
         predictions_out.parent.mkdir(parents=True, exist_ok=True)
         predictions_out.write_text(
             "".join(
-                f"{u} {t} {p}\n" for u, t, p in zip(utts, y, result["predictions"], strict=True)
-            )
+                f"{u} {t} {p}\n"
+                for u, t, p in zip(
+                    result["utterances"], result["truth"], result["predictions"], strict=True
+                )
+            ),
+            encoding="utf-8",
         )
     if as_json:
         click.echo(

@@ -37,6 +37,7 @@ __all__ = [
     "CLASSIFIERS",
     "align_labels",
     "evaluate_emotion",
+    "evaluate_labelled",
     "fixed_split",
     "make_folds",
     "plot_confusion",
@@ -197,6 +198,53 @@ def make_folds(
     return list(
         splitter.split(dummy, y, g)
     ), f"group-disjoint stratified {k}-fold ({num_groups} groups)"
+
+
+def evaluate_labelled(
+    ids: Sequence[str],
+    X: np.ndarray,
+    labels: Mapping[str, str],
+    *,
+    groups: Mapping[str, str] | None = None,
+    test_labels: Mapping[str, str] | None = None,
+    classifier: str = "logreg",
+    folds: int | str = "auto",
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """:func:`evaluate_emotion` on the labelled utterances of the embeddings ``(ids, X (N, D))``.
+
+    Args:
+        labels: ``{utt: emotion}`` of the utterances to use (the training set when
+            ``test_labels`` is given); other embeddings are ignored.
+        groups: ``{utt: session or speaker}`` for group-disjoint folds.
+        test_labels: ``{utt: emotion}`` of a fixed test set, disjoint from ``labels``: the probe
+            is trained once on ``labels`` and tested on these (no ``groups``, ``folds``).
+
+    Returns:
+        :func:`evaluate_emotion`'s dict plus ``utterances`` (the ids of the evaluated rows, in the
+        order of ``predictions``) and ``truth`` (their labels).
+    """
+    test_set: set[str] = set()
+    if test_labels is not None:
+        both = sorted(set(labels) & set(test_labels))
+        if both:
+            raise DataError(
+                f"{len(both)} utterances are both training and test utterances "
+                f"(first: {', '.join(both[:5])})"
+            )
+        labels = {**labels, **test_labels}
+        test_set = set(test_labels)
+    X_lab, y, g, utts = align_labels(ids, X, labels, groups)
+    test = [u in test_set for u in utts] if test_labels is not None else None
+    result = evaluate_emotion(
+        X_lab, y, g, classifier, folds=folds, seed=seed, progress=progress, test=test
+    )
+    if test is not None:
+        utts = [u for u in utts if u in test_set]
+    result["utterances"] = utts
+    result["truth"] = [labels[u] for u in utts]
+    return result
 
 
 def align_labels(

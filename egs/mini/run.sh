@@ -55,9 +55,7 @@ dino_config=${dino_config:-$repo/recipes/mini.yaml}
 pl_config=${pl_config:-$repo/recipes/pseudo_label_mini.yaml}
 read -r -a dino_extra <<< "$dino_overrides"
 read -r -a pl_extra <<< "$pl_overrides"
-mkdir -p "$data_dir" "$exp_dir"
-data_dir=$(abs_path "$data_dir")
-exp_dir=$(abs_path "$exp_dir")
+absolute_dirs data_dir exp_dir
 eval_dir=$exp_dir/eval
 
 # embed_and_score NAME MODEL: embeddings of every utterance (train + test) by MODEL in

@@ -95,6 +95,6 @@ def test_cli_test_labels(tmp_path) -> None:
     assert [line.split()[1] for line in lines] == y[60:]
 
     both = CliRunner().invoke(cli, [*args[:5], "--test-labels", str(tmp_path / "train_utt2emo")])
-    assert both.exit_code == 2 and "in both --labels and --test-labels" in both.output
+    assert both.exit_code == 2 and "both training and test utterances" in both.output
     grouped = CliRunner().invoke(cli, [*args, "--groups", str(tmp_path / "train_utt2emo")])
     assert grouped.exit_code == 2 and "cannot be combined" in grouped.output

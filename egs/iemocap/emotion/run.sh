@@ -32,14 +32,8 @@ embeddings of --model."
 . "$(dirname "${BASH_SOURCE[0]}")/../../../utils/stage_lib.sh"
 
 check_arguments "$@"
-if [ -z "$model" ] && [ "$stop_stage" -ge 1 ]; then
-  echo "$0: --model is required (an experiment directory, embedder file or logmel-stats)" >&2
-  exit 2
-fi
-model=$(abs_path "$model")
-mkdir -p "$data_dir" "$exp_dir"
-data_dir=$(abs_path "$data_dir")
-exp_dir=$(abs_path "$exp_dir")
+require_model
+absolute_dirs data_dir exp_dir
 cuts=$data_dir/iemocap_cuts_4class.jsonl.gz
 lists=$data_dir/4class
 

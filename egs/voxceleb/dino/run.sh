@@ -58,9 +58,7 @@ dino_config=${dino_config:-$repo/recipes/dino_lresnet34_paper.yaml}
 pl_config=${pl_config:-$repo/recipes/pseudo_label_lresnet34.yaml}
 read -r -a dino_extra <<< "$dino_overrides"
 read -r -a pl_extra <<< "$pl_overrides"
-mkdir -p "$data_dir" "$exp_dir"
-data_dir=$(abs_path "$data_dir")
-exp_dir=$(abs_path "$exp_dir")
+absolute_dirs data_dir exp_dir
 vox=$data_dir/voxceleb
 device=cuda
 [ "$ngpu" -eq 0 ] && device=cpu
