@@ -91,7 +91,7 @@ def our_step(cfg: DinoExperimentConfig, parts: Parts, fbank: Fbank, autocast: bo
             groups = [(g, None)]
             if local_waves.shape[0]:
                 groups.append((fbank(local_waves.reshape(-1, local_waves.shape[-1]))[0], None))
-        views = DinoViews((g, None), groups, global_waves.shape[0], global_waves.shape[1], 0)
+        views = DinoViews((g, None), groups, global_waves.shape[0], global_waves.shape[1])
         step_fn(views, step)
 
     return run

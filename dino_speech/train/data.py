@@ -42,7 +42,6 @@ class DinoViews:
     student: list[Crop]
     num_global: int
     batch_size: int
-    num_skipped: int
 
 
 class DinoBatchSource:
@@ -140,7 +139,6 @@ class DinoBatchSource:
             student=student,
             num_global=num_global,
             batch_size=batch_size,
-            num_skipped=int(batch.get("num_skipped", 0)),
         )
 
     def _features(

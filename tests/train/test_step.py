@@ -45,7 +45,7 @@ def views(fill: float | None = None) -> DinoViews:
     loc = torch.randn(3 * 4, 12, 16)
     if fill is not None:
         g.fill_(fill)
-    return DinoViews((g, None), [(g.clone(), None), (loc, None)], 2, 4, 0)
+    return DinoViews((g, None), [(g.clone(), None), (loc, None)], 2, 4)
 
 
 def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:

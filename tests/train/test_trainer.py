@@ -65,62 +65,35 @@ def assert_same_training(resumed: DinoTrainer, straight: DinoTrainer) -> None:
     torch.testing.assert_close(resumed.center.center, straight.center.center)
 
 
-def test_resume_after_a_kill_continues_exactly(
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_a_run_stopped_inside_a_step_resumes_exactly(
+    error: type[BaseException],
     tiny_config: DinoExperimentConfig,
     straight: DinoTrainer,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    cfg = apply_overrides(tiny_config, ["train.checkpoint_every=5"])
-    killed_dir = tmp_path / "killed"
-    original = DinoTrainer._train_step
-
-    def dies_at_step_7(self: DinoTrainer, batch: dict) -> None:
-        if self.step == 7:
-            raise RuntimeError("killed")
-        original(self, batch)
-
-    monkeypatch.setattr(DinoTrainer, "_train_step", dies_at_step_7)
-    with pytest.raises(RuntimeError, match="killed"):
-        DinoTrainer(cfg, killed_dir, progress=False).fit()
-    monkeypatch.setattr(DinoTrainer, "_train_step", original)
-    # The newest complete checkpoint is the mid-epoch one of step 5 (epoch 1, batch 1).
-    resumed = DinoTrainer(cfg, killed_dir, progress=False)
-    assert (resumed.step, resumed.epoch, resumed.batch_in_epoch) == (5, 1, 1)
-    result = resumed.fit()
-    assert result.steps == 8
-    assert "resumed from" in (killed_dir / "train.log").read_text()
-    assert_same_training(resumed, straight)
-
-
-def test_ctrl_c_inside_a_step_keeps_the_last_checkpoint(
-    tiny_config: DinoExperimentConfig,
-    straight: DinoTrainer,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # Ctrl-C after step 6's update was applied but before the step counted: saving now would
-    # store a half-finished step (and a loader position one batch ahead).
+    # A crash or Ctrl-C after step 6's update was applied but before the step counted: a
+    # checkpoint now would hold a half-finished step and a loader position one batch ahead.
     cfg = apply_overrides(tiny_config, ["train.checkpoint_every=5"])
     original = DinoStep.__call__
 
-    def interrupted_after_the_update(self: DinoStep, views: DinoViews, step: int) -> StepOutput:
+    def stopped_after_the_update(self: DinoStep, views: DinoViews, step: int) -> StepOutput:
         out = original(self, views, step)
         if step == 6:
-            raise KeyboardInterrupt
+            raise error
         return out
 
-    monkeypatch.setattr(DinoStep, "__call__", interrupted_after_the_update)
-    with pytest.raises(KeyboardInterrupt):
+    monkeypatch.setattr(DinoStep, "__call__", stopped_after_the_update)
+    with pytest.raises(error):
         DinoTrainer(cfg, tmp_path / "exp", progress=False).fit()
     monkeypatch.setattr(DinoStep, "__call__", original)
     assert not (tmp_path / "exp" / "checkpoints" / "step-00000006.pt").exists()
-    assert (
-        "rerun to resume from the last checkpoint" in (tmp_path / "exp" / "train.log").read_text()
-    )
+    # The newest complete checkpoint is the mid-epoch one of step 5 (epoch 1, batch 1).
     resumed = DinoTrainer(cfg, tmp_path / "exp", progress=False)
     assert (resumed.step, resumed.epoch, resumed.batch_in_epoch) == (5, 1, 1)
-    resumed.fit()
+    assert resumed.fit().steps == 8
+    assert "resumed from" in (tmp_path / "exp" / "train.log").read_text()
     assert_same_training(resumed, straight)
 
 
