@@ -28,25 +28,18 @@ def _prepare(tmp_path):
     (tmp_path / "utt2sess").write_text("\n".join(sess) + "\n")
 
 
-def test_eval_emotion_json_and_plot(tmp_path):
+def _eval_emotion(*args):
+    """``dino-speech eval-emotion --embeddings emb ARGS...`` in the working directory."""
+    return CliRunner().invoke(cli, ["eval-emotion", "--embeddings", "emb", *args])
+
+
+def test_eval_emotion_json_and_plot(tmp_path, monkeypatch):
     _prepare(tmp_path)
-    result = CliRunner().invoke(
-        cli,
-        [
-            "eval-emotion",
-            "--embeddings",
-            str(tmp_path / "emb"),
-            "--labels",
-            str(tmp_path / "utt2emo"),
-            "--groups",
-            str(tmp_path / "utt2sess"),
-            "--json",
-            "--confusion-plot",
-            str(tmp_path / "cm.png"),
-            "--predictions-out",
-            str(tmp_path / "pred.txt"),
-        ],
-    )
+    monkeypatch.chdir(tmp_path)
+    result = _eval_emotion(
+        "--labels", "utt2emo", "--groups", "utt2sess", "--json",
+        "--confusion-plot", "cm.png", "--predictions-out", "pred.txt",
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     last = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(last) == {"micro_f1", "macro_f1", "folds"}
@@ -59,33 +52,13 @@ def test_eval_emotion_json_and_plot(tmp_path):
     assert 100 * correct / 96 == last["micro_f1"]
 
 
-def test_eval_emotion_user_errors(tmp_path):
+def test_eval_emotion_user_errors(tmp_path, monkeypatch):
     _prepare(tmp_path)
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "bad_emo").write_text("ghost1 ang\nghost2 sad\nSes0_u00 ang\n")
-    runner = CliRunner()
-    result = runner.invoke(
-        cli,
-        [
-            "eval-emotion",
-            "--embeddings",
-            str(tmp_path / "emb"),
-            "--labels",
-            str(tmp_path / "bad_emo"),
-        ],
-    )
+    result = _eval_emotion("--labels", "bad_emo")
     assert result.exit_code == 2
     assert "2 of 3 labelled utterances have no embedding" in result.output
     assert "Traceback" not in result.output
-    result = runner.invoke(
-        cli,
-        [
-            "eval-emotion",
-            "--embeddings",
-            str(tmp_path / "emb"),
-            "--labels",
-            str(tmp_path / "utt2emo"),
-            "--folds",
-            "1",
-        ],
-    )
+    result = _eval_emotion("--labels", "utt2emo", "--folds", "1")
     assert result.exit_code == 2 and "--folds" in result.output

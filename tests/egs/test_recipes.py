@@ -149,9 +149,9 @@ def test_mini_recipe_end_to_end_then_rerun_is_a_no_op(
     assert (exp / "results.md").read_text() == table
 
     # another option of a stage redoes that stage only (its output records the arguments)
-    third = run("egs/mini/run.sh", *args, "--classifier", "mlp", "--stage", "3", cwd=tmp_path)
+    third = run("egs/mini/run.sh", *args, "--classifier", "mlp", "--stage", "6", cwd=tmp_path)
     assert third.returncode == 0, third.stdout[-3000:]
-    assert third.stdout.count("up to date") == 4  # embeddings + scores of dino and pl
+    assert "up to date" not in third.stdout
     assert third.stdout.count("micro-F1 (accuracy)") == 3  # the three probes ran again
     assert "mlp probe" in (exp / "results.md").read_text()
 
