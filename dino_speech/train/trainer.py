@@ -205,11 +205,9 @@ class DinoTrainer(ResumableLoop):
             student_temp=self.cfg.dino.student_temp,
             teacher_temp=out.schedule["teacher_temp"],
         )
-        loss = out.loss
-        packed = torch.stack(
-            [loss.detach().float(), *stats.values(), torch.tensor(float(self.skipped_cuts))]
-        )
-        packed = all_reduce_mean(packed.to(self.device)).cpu()
+        skipped = torch.tensor(float(self.skipped_cuts), device=out.loss.device)
+        packed = torch.stack([out.loss.detach().float(), *stats.values(), skipped])
+        packed = all_reduce_mean(packed).cpu()
         self.last_loss = float(packed[0])
         entropy, marginal, kl = (float(v) for v in packed[1:4])
         warning = self.collapse.update(self.step, entropy, marginal)

@@ -190,3 +190,23 @@ def test_pseudo_labels_are_checked(synthetic_corpus: Path) -> None:
     bad = CutSet.from_cuts(c.with_custom("pseudo_speaker", "spk") for c in cuts)
     with pytest.raises(DataError, match="integer"):
         pseudo_labels(bad, "pseudo_speaker")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_stages_run_on_cuda_in_bf16(
+    tiny_pl_config: PseudoLabelConfig, init_model: Path, synthetic_corpus: Path, tmp_path: Path
+) -> None:
+    cfg = apply_overrides(tiny_pl_config, ["train.device=cuda", "train.precision=bf16"])
+    cuts = speaker_labelled(synthetic_corpus)
+    frozen = finetune_stage(cfg, "frozen", cuts, init_model, tmp_path / "f", progress=False)
+    full = finetune_stage(
+        cfg,
+        "full",
+        cuts,
+        frozen.embedder,
+        tmp_path / "g",
+        classifier_init=frozen.classifier,
+        progress=False,
+    )
+    assert full.steps == 3 and full.last_loss is not None
+    assert load_embedder(full.embedder)[2]["stage"] == "full"

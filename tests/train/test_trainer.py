@@ -215,3 +215,19 @@ def test_keep_last_zero_keeps_every_checkpoint(
     names = sorted(p.name for p in (tmp_path / "exp" / "checkpoints").glob("*.pt"))
     epochs = ["epoch-0001.pt", "epoch-0002.pt", "epoch-0003.pt"]
     assert names == [*epochs, "step-00000001.pt", "step-00000003.pt", "step-00000005.pt"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_trains_and_resumes_on_cuda_in_bf16(
+    tiny_config: DinoExperimentConfig, tmp_path: Path
+) -> None:
+    cfg = apply_overrides(
+        tiny_config, ["train.device=cuda", "train.precision=bf16", "train.log_every=1"]
+    )
+    first = train_dino(apply_overrides(cfg, ["train.epochs=1"]), tmp_path / "exp", progress=False)
+    assert first.steps == 4 and first.last_loss is not None
+    assert torch.isfinite(torch.tensor(first.last_loss))
+    result = train_dino(cfg, tmp_path / "exp", progress=False)  # resumes for epoch 2
+    assert result.steps == 8 and result.epochs_done == 2
+    encoder, _, meta = load_embedder(tmp_path / "exp")
+    assert meta["step"] == 8 and next(encoder.parameters()).device.type == "cpu"
