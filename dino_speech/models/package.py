@@ -111,16 +111,19 @@ def save_embedder(
 
 
 def resolve_model_path(path: str | Path) -> Path:
-    """A file as given; for an experiment directory its ``embedder.pt`` or newest checkpoint."""
+    """A file as given; for an experiment directory its ``embedder.pt``, else its latest
+    checkpoint (the one ``checkpoints/latest`` names, else the newest)."""
     path = Path(path)
     if path.is_file():
         return path
     if path.is_dir():
         if (path / "embedder.pt").is_file():
             return path / "embedder.pt"
-        ckpts = sorted((path / "checkpoints").glob("*.pt"), key=lambda p: p.stat().st_mtime)
-        if ckpts:
-            return ckpts[-1]
+        from dino_speech.train.checkpoint import find_latest
+
+        latest = find_latest(path / "checkpoints") if (path / "checkpoints").is_dir() else None
+        if latest is not None:
+            return latest
         raise DataError(f"{path}: no embedder.pt and no checkpoints/*.pt in this directory")
     from dino_speech.models.stats import list_builtin_models
 

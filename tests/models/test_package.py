@@ -58,3 +58,19 @@ def test_weights_that_do_not_fit(tmp_path: Path) -> None:
     torch.save(blob, tmp_path / "bad.pt")
     with pytest.raises(DataError, match="do not fit"):
         load_embedder(tmp_path / "bad.pt")
+
+
+def test_experiment_without_embedder_resolves_to_its_latest_checkpoint(tmp_path: Path) -> None:
+    import os
+
+    from dino_speech.models.package import resolve_model_path
+    from dino_speech.train.checkpoint import save_checkpoint
+
+    ckpts = tmp_path / "exp" / "checkpoints"
+    ckpts.mkdir(parents=True)
+    save_checkpoint(ckpts, "step-00000010.pt", {"step": 10})
+    save_checkpoint(ckpts, "epoch-0001.pt", {"step": 12})
+    os.utime(ckpts / "step-00000010.pt", (2e9, 2e9))  # newer on disk, but not the latest
+    assert resolve_model_path(tmp_path / "exp") == ckpts / "epoch-0001.pt"
+    (ckpts / "latest").unlink()
+    assert resolve_model_path(tmp_path / "exp") == ckpts / "step-00000010.pt"
