@@ -201,11 +201,11 @@ def merge_shards(scps: Iterable[str | Path], out_dir: str | Path, name: str = "x
             raise DataError(f"shard index not found: {scp}")
     with EmbeddingWriter(out_dir, name) as writer:
         for scp in scps:
-            for utt, vec in _iter_scp(scp):
+            for lineno, utt, vec in _iter_scp(scp):
                 try:
                     writer.add(utt, vec)
                 except DataError as exc:
-                    raise DataError(f"{scp}: {exc}") from None
+                    raise DataError(f"{scp}:{lineno}: {exc}") from None
     return writer.scp
 
 
@@ -241,6 +241,23 @@ def _check_ids(ids: Sequence[str], where: str = "ids") -> None:
         seen.add(utt)
 
 
+def _scp_entries(scp: Path) -> Iterator[tuple[int, str, str]]:
+    """``(line number, utt, "ARK:OFFSET")`` of each line of ``scp``.
+
+    (Not ``data.manifests.read_kaldi_list``: that module imports Lhotse and torch, which would
+    add a second and a half to every ``score`` and ``eval-emotion`` start.)
+    """
+    with scp.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            line = line.strip()
+            if not line:
+                continue
+            parts = line.split(maxsplit=1)
+            if len(parts) != 2 or ":" not in parts[1]:
+                raise DataError(f"{scp}:{lineno}: expected 'UTT ARK:OFFSET', got '{line[:80]}'")
+            yield lineno, parts[0], parts[1].strip()
+
+
 def _resolve_ark(ark: str, scp: Path) -> str:
     """The archive path as written if it exists, else relative to (or next to) the scp."""
     if os.path.exists(ark):
@@ -254,26 +271,21 @@ def _resolve_ark(ark: str, scp: Path) -> str:
     return ark
 
 
-def _iter_scp(scp: Path) -> Iterator[tuple[str, np.ndarray]]:
-    """``(utt, vector or matrix)`` of each ``UTT ARK:OFFSET`` line of ``scp``, in file order."""
-    from dino_speech.data.manifests import read_kaldi_list
-
+def _iter_scp(scp: Path) -> Iterator[tuple[int, str, np.ndarray]]:
     fds: dict[str, Any] = {}
     resolved: dict[str, str] = {}
     try:
-        for utt, spec in read_kaldi_list(scp).items():
+        for lineno, utt, spec in _scp_entries(scp):
             ark, sep, rest = spec.rpartition(":")
-            if not ark:
-                raise DataError(f"{scp}: expected 'UTT ARK:OFFSET' lines, got '{utt} {spec[:60]}'")
             if ark not in resolved:
                 resolved[ark] = _resolve_ark(ark, scp)
                 if not os.path.exists(resolved[ark]):
-                    raise DataError(f"{scp}: archive '{ark}' of '{utt}' not found")
+                    raise DataError(f"{scp}:{lineno}: archive '{ark}' not found")
             try:
                 mat = kaldiio.load_mat(f"{resolved[ark]}{sep}{rest}", fd_dict=fds)
             except Exception as exc:
-                raise DataError(f"{scp}: cannot read '{utt}' from {spec}: {exc}") from None
-            yield utt, mat
+                raise DataError(f"{scp}:{lineno}: cannot read '{utt}' from {spec}: {exc}") from None
+            yield lineno, utt, mat
     finally:
         for fd in fds.values():
             fd.close()
@@ -282,7 +294,7 @@ def _iter_scp(scp: Path) -> Iterator[tuple[str, np.ndarray]]:
 def _read_scp(scp: Path) -> tuple[list[str], list[np.ndarray]]:
     ids: list[str] = []
     rows: list[np.ndarray] = []
-    for utt, mat in _iter_scp(scp):
+    for _, utt, mat in _iter_scp(scp):
         ids.append(utt)
         rows.append(mat)
     return ids, rows

@@ -80,7 +80,7 @@ def test_merge_shards(tmp_path, table):
     assert got_ids == ids
     np.testing.assert_array_equal(got, X)
     assert list(kaldiio.load_scp(str(out))) == ids
-    with pytest.raises(DataError, match="xvector.0-of-2.scp: duplicate utterance id .spk0-utt0."):
+    with pytest.raises(DataError, match="xvector.0-of-2.scp:1: duplicate utterance id"):
         merge_shards([a, a], tmp_path / "dup")
     assert not list((tmp_path / "dup").glob("*.ark"))  # nothing half-written left behind
 
@@ -125,7 +125,7 @@ def test_bad_inputs(tmp_path, table):
     with pytest.raises(DataError, match="broken.scp:1"):
         read_embeddings(tmp_path / "broken.scp")
     (tmp_path / "gone.scp").write_text("a nowhere.ark:3\n")
-    with pytest.raises(DataError, match="archive 'nowhere.ark' of 'a' not found"):
+    with pytest.raises(DataError, match="archive 'nowhere.ark' not found"):
         read_embeddings(tmp_path / "gone.scp")
     (tmp_path / "empty.scp").write_text("")
     with pytest.raises(DataError, match="no embeddings"):
