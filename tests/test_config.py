@@ -65,6 +65,7 @@ def test_overrides_parse_values_and_coerce_types():
     assert cfg.tags == ["p", "q"]
     assert cfg.inner.maybe is None
     assert cfg.name == "123"
+    assert apply_overrides(Outer(), ["inner.rate=1e-3"]).inner.rate == 0.001
 
 
 def test_unknown_key_lists_valid_keys_and_suggests():
