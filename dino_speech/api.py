@@ -18,6 +18,12 @@ Batches are length-bucketed: a pool of ``batch_size * bucket_factor`` utterances
 is read by ``num_workers`` DataLoader workers, its segments sorted by length and cut into batches
 of at most ``batch_size`` segments and ``max_batch_seconds`` of padded audio. Encoders mask padded
 frames, so a batched utterance gets the embedding it gets alone.
+
+On a CPU, large batches are slower per utterance, not faster: ECAPA-TDNN's activations for 16
+utterances of 6 s (about 40 MB per layer) no longer fit in the cache, and the element-wise layers
+become memory-bound (measured in ``bench/embed.py``: batch 16 is about twice as slow per file as
+batch 1). The CPU default of ``max_batch_seconds`` is therefore 20 s of padded audio per batch,
+against 480 s on an accelerator.
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ __all__ = ["EmbedResult", "Embedder"]
 
 logger = logging.getLogger(__name__)
 
+_CPU_BATCH_SECONDS = 20.0
+
 
 @dataclass
 class EmbedResult:
@@ -64,7 +72,8 @@ class Embedder:
         chunk_seconds: longer utterances are embedded in windows of this length (None: never).
         chunk_overlap: minimum overlap of consecutive windows, seconds.
         min_seconds: shorter audio is an error (:class:`~dino_speech.audio.AudioTooShortError`).
-        max_batch_seconds: cap on padded audio per encoder batch (bounds memory).
+        max_batch_seconds: cap on padded audio per encoder batch (bounds memory; None: 20 s
+            on a CPU, 480 s elsewhere, see the module docstring).
         precision: ``"bf16"`` runs the encoder under bfloat16 autocast on CUDA; ``"fp32"``.
     """
 
@@ -78,7 +87,7 @@ class Embedder:
         chunk_seconds: float | None = 30.0,
         chunk_overlap: float = 5.0,
         min_seconds: float = 0.1,
-        max_batch_seconds: float = 480.0,
+        max_batch_seconds: float | None = None,
         precision: str = "fp32",
     ) -> None:
         if chunk_seconds is not None and not 0 <= chunk_overlap < chunk_seconds:
@@ -95,6 +104,8 @@ class Embedder:
         self.chunk_seconds = chunk_seconds
         self.chunk_overlap = chunk_overlap
         self.min_seconds = max(min_seconds, features.frame_length_ms / 1000.0)
+        if max_batch_seconds is None:
+            max_batch_seconds = _CPU_BATCH_SECONDS if self.device.type == "cpu" else 480.0
         self.max_batch_seconds = max_batch_seconds
         self.precision = precision
 
