@@ -201,7 +201,7 @@ def main() -> None:
     parser.add_argument("--global-seconds", type=float, default=None, help="[cpu: 2, cuda: 4]")
     parser.add_argument("--local-seconds", type=float, default=None, help="[cpu: 1, cuda: 2]")
     parser.add_argument("--mels", type=int, default=80)
-    parser.add_argument("--steps", type=int, default=None, help="timed steps [cpu: 5, cuda: 20]")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps [cpu: 30, cuda: 20]")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args()
@@ -217,7 +217,7 @@ def main() -> None:
         "out_dim": (4096, 65536),
         "global_seconds": (2.0, 4.0),
         "local_seconds": (1.0, 2.0),
-        "steps": (5, 20),
+        "steps": (30, 20),
     }
     for key, (cpu_value, cuda_value) in defaults.items():
         if getattr(args, key) is None:
