@@ -5,8 +5,7 @@
 #   stage 2: print one table: the four methods next to a random-init encoder and raw pixels
 #   stage 3: the prediction-head study (Wen & Li 2022) on its synthetic feature model
 #
-# Stages 1-2 take about 3.5 minutes of one CPU core (3m16s user time measured); stage 3 adds
-# about half a minute.
+# Stages 1-2 take about 2 minutes on two quiet CPU cores; stage 3 adds about 20 seconds.
 # Every stage is idempotent: a finished run (its metrics.json) or table is not redone.
 set -euo pipefail
 
