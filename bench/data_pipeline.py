@@ -249,10 +249,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, help="folder of wav files to use as utterances")
     parser.add_argument(
-        "--utterances", type=int, default=320, help="utterances (generated or read)"
+        "--utterances", type=int, default=700, help="utterances (generated or read)"
     )
     parser.add_argument("--batch-size", type=int, default=16, help="utterances per batch")
-    parser.add_argument("--batches", type=int, default=20, help="timed batches per pipeline")
+    parser.add_argument("--batches", type=int, default=40, help="timed batches per pipeline")
     parser.add_argument("--workers", type=int, default=2, help="loader workers for both pipelines")
     parser.add_argument("--device", default="cpu", help="device for our augmentation and fbank")
     parser.add_argument(

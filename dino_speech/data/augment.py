@@ -57,6 +57,7 @@ __all__ = [
 ]
 
 _EPS = 1e-10
+_CPU_CHUNK_SAMPLES = 1 << 20  # samples per chunk of crops augmented together on a CPU
 
 
 def fft_size(n: int) -> int:
@@ -191,12 +192,26 @@ class WaveAugment:
         num, samples = waves.shape
         if num == 0 or samples == 0 or not self.active:
             return waves.clone()
-        cfg, kmax = self.cfg, self.max_babble
+        kmax = self.max_babble
         device = waves.device
         draw_device = generator.device if generator is not None else device
         u = torch.rand(num, 8 + 2 * kmax, generator=generator, device=draw_device).to(device)
-        out = waves.float().clone()
+        if device.type != "cpu":
+            return self._apply(waves.float().clone(), u, version).to(waves.dtype)
+        # On a CPU, a few crops at a time keep the FFT buffers in cache (the draws are made
+        # above for all crops, so the output does not depend on the chunking).
+        rows = max(1, _CPU_CHUNK_SAMPLES // samples)
+        out = torch.empty(num, samples, dtype=waves.dtype)
+        for first in range(0, num, rows):
+            chunk = waves[first : first + rows].float().clone()
+            out[first : first + rows] = self._apply(chunk, u[first : first + rows], version)
+        return out
 
+    def _apply(self, out: torch.Tensor, u: torch.Tensor, version: int) -> torch.Tensor:
+        """Augment the ``(N, S)`` float crops ``out`` in place with the ``(N, C)`` draws ``u``."""
+        cfg, kmax = self.cfg, self.max_babble
+        num, samples = out.shape
+        device = out.device
         chosen = (u[:, 0] < cfg.reverb_prob).nonzero().squeeze(1)
         if len(chosen):
             spectra, n = self._rir_spectra(version, samples, device)
@@ -233,7 +248,7 @@ class WaveAugment:
             low, high = cfg.gain_db
             gain_db = low + (high - low) * u[chosen, 7]
             out[chosen] = out[chosen] * (10.0 ** (gain_db / 20.0))[:, None]
-        return out.to(waves.dtype)
+        return out
 
 
 class SpecAugment:

@@ -80,6 +80,8 @@ def kaldi_mel_banks(
 
 def utterance_mean_norm(feats: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
     """Subtract from each ``(B, T, F)`` sequence the mean of its first ``frame_lengths`` frames."""
+    if _all_full(feats, frame_lengths):
+        return feats - feats.mean(dim=1, keepdim=True)
     mask = _valid_mask(frame_lengths, feats.shape[1]).unsqueeze(-1)
     count = frame_lengths.clamp(min=1).to(feats.dtype)[:, None, None]
     mean = (feats * mask).sum(dim=1, keepdim=True) / count
@@ -105,11 +107,17 @@ def sliding_mean_norm(
     """
     if window < 1:
         raise ConfigError(f"mean_norm_window must be a positive number of frames, got {window}")
-    batch, frames, _ = feats.shape
-    mask = _valid_mask(frame_lengths, frames).unsqueeze(-1)
+    batch, frames, bins = feats.shape
+    exporting = torch.jit.is_tracing() or torch.compiler.is_compiling()
     # Centre each sequence before the cumulative sum so float32 keeps its precision.
     centred = utterance_mean_norm(feats, frame_lengths)
-    csum = torch.nn.functional.pad(centred.cumsum(dim=1), (0, 0, 1, 0))  # (B, T + 1, F)
+    if exporting:
+        csum = torch.nn.functional.pad(centred.cumsum(dim=1), (0, 0, 1, 0))  # (B, T + 1, F)
+    else:
+        # The batch tensors are megabytes; fewer temporaries and in-place steps halve the time.
+        csum = centred.new_empty(batch, frames + 1, bins)
+        csum[:, 0] = 0.0
+        torch.cumsum(centred, dim=1, out=csum[:, 1:])
 
     t = torch.arange(frames, device=feats.device)[None, :]
     n = frame_lengths.to(feats.device)[:, None]
@@ -121,17 +129,31 @@ def sliding_mean_norm(
     start = (start - over).clamp(min=0)
     end = torch.minimum(end, n).clamp(min=1)
     start = torch.minimum(start, end - 1)
-    exporting = torch.jit.is_tracing() or torch.compiler.is_compiling()
-    if batch and not exporting and bool((frame_lengths == frame_lengths[0]).all()):
+    count = (end - start).to(feats.dtype).unsqueeze(-1)
+    if exporting:
+        index_end = end.unsqueeze(-1).expand(-1, -1, bins)
+        index_start = start.unsqueeze(-1).expand(-1, -1, bins)
+        mean = (csum.gather(1, index_end) - csum.gather(1, index_start)) / count
+        return (centred - mean) * _valid_mask(frame_lengths, frames).unsqueeze(-1)
+    if batch and bool((frame_lengths == frame_lengths[0]).all()):
         # one length for the whole batch (fixed-size crops): one index for every row
-        # (a data-dependent branch, so graphs for export take the general path below)
-        window_sum = csum.index_select(1, end[0]) - csum.index_select(1, start[0])
+        window_sum = csum.index_select(1, end[0]).sub_(csum.index_select(1, start[0]))
     else:
-        index_end = end.unsqueeze(-1).expand(-1, -1, centred.shape[2])
-        index_start = start.unsqueeze(-1).expand(-1, -1, centred.shape[2])
-        window_sum = csum.gather(1, index_end) - csum.gather(1, index_start)
-    mean = window_sum / (end - start).to(feats.dtype).unsqueeze(-1)
-    return (centred - mean) * mask
+        index_end = end.unsqueeze(-1).expand(-1, -1, bins)
+        index_start = start.unsqueeze(-1).expand(-1, -1, bins)
+        window_sum = csum.gather(1, index_end).sub_(csum.gather(1, index_start))
+    centred.sub_(window_sum.div_(count))
+    if not _all_full(feats, frame_lengths):
+        centred.masked_fill_(~_valid_mask(frame_lengths, frames).unsqueeze(-1), 0.0)
+    return centred
+
+
+def _all_full(feats: torch.Tensor, frame_lengths: torch.Tensor) -> bool:
+    """Whether every sequence fills all ``T`` frames (no padding to mask); never when exporting
+    (a data-dependent branch: graphs for export take the general path)."""
+    if torch.jit.is_tracing() or torch.compiler.is_compiling() or feats.shape[0] == 0:
+        return False
+    return bool((frame_lengths >= feats.shape[1]).all())
 
 
 def _mel_bands(banks: torch.Tensor, block: int) -> list[tuple[int, int, int, int]]:
