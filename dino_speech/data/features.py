@@ -108,7 +108,8 @@ def sliding_mean_norm(
     if window < 1:
         raise ConfigError(f"mean_norm_window must be a positive number of frames, got {window}")
     batch, frames, bins = feats.shape
-    exporting = torch.jit.is_tracing() or torch.compiler.is_compiling()
+    # Graphs for export and autograd (cumsum's out= has none) take the plain path.
+    exporting = torch.jit.is_tracing() or torch.compiler.is_compiling() or feats.requires_grad
     # Centre each sequence before the cumulative sum so float32 keeps its precision.
     centred = utterance_mean_norm(feats, frame_lengths)
     if exporting:

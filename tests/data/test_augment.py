@@ -313,3 +313,16 @@ def test_specaugment_masks() -> None:
 def test_bad_augment_config_is_a_config_error(key: str, value: object) -> None:
     with pytest.raises(ConfigError, match=key):
         WaveAugment(_cfg(**{key: value}), SR)
+
+
+def test_cpu_chunking_does_not_change_the_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Crops are augmented a chunk at a time on a CPU; every crop keeps its own draw."""
+    import dino_speech.data.augment as augment_module
+
+    cfg = _cfg(noise_prob=0.8, reverb_prob=0.6, gain_prob=0.5, bank_seconds=0.4)
+    clean = _speech(7, 6000, seed=3)
+    whole = WaveAugment(cfg, SR, seed=2)(clean, torch.Generator().manual_seed(1))
+    monkeypatch.setattr(augment_module, "_CPU_CHUNK_SAMPLES", 2 * 6000)  # chunks of 2 crops
+    chunked = WaveAugment(cfg, SR, seed=2)(clean, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(chunked, whole, atol=1e-6, rtol=0)
+    assert not torch.equal(chunked, clean)

@@ -131,6 +131,25 @@ def test_sliding_mean_norm_matches_kaldi_loop(window: int) -> None:
         assert torch.all(out[i, n:] == 0)
 
 
+@pytest.mark.parametrize("lengths", [[120, 120, 120], [120, 120, 60]], ids=["full", "padded"])
+def test_sliding_mean_norm_paths_agree(lengths: list[int]) -> None:
+    """The in-place path (fixed-size crops, or padded batches) equals the autograd path, and
+    gradients flow through the latter."""
+    g = torch.Generator().manual_seed(len(lengths))
+    feats = 2.0 * torch.randn(len(lengths), 120, 6, generator=g) + 5.0
+    frame_lengths = torch.tensor(lengths)
+    fast = sliding_mean_norm(feats, frame_lengths, 50)
+    leaf = feats.clone().requires_grad_(True)
+    plain = sliding_mean_norm(leaf, frame_lengths, 50)
+    torch.testing.assert_close(fast, plain.detach(), atol=1e-5, rtol=0)
+    plain.square().sum().backward()
+    assert leaf.grad is not None and torch.isfinite(leaf.grad).all()
+    for i, n in enumerate(lengths):
+        torch.testing.assert_close(
+            fast[i, :n], _kaldi_sliding_cmn_loop(feats[i, :n], 50), atol=1e-4, rtol=0
+        )
+
+
 def test_utterance_mean_norm_respects_lengths() -> None:
     feats = torch.randn(3, 20, 4) + 7.0
     lengths = torch.tensor([20, 11, 0])
