@@ -271,7 +271,7 @@ class Fbank(nn.Module):
         mean = frames.mean(dim=-1, keepdim=True)
         buf[..., :win].sub_((1.0 - _PREEMPHASIS) * mean).mul_(self.window)
         spectrum = torch.fft.rfft(buf)
-        power = (spectrum * spectrum.conj()).real  # |X|^2, several times faster than abs()
+        power = spectrum.real.square() + spectrum.imag.square()  # |X|^2, contiguous
         mel = self._mel(power)
         return mel.clamp_(min=torch.finfo(torch.float32).eps).log_()
 
