@@ -11,7 +11,9 @@ with sliding mean norm), from the same sampler, with the same number of loader w
   reads and crops, then for every crop on its own reads the noise file(s) it draws (1, or 3-7
   for babble) and an RIR file, mixes, convolves and computes fbank, and returns features.
   The maths is the same library code (``add_noise_at_snr``, ``reverberate``, ``Fbank``) called
-  per crop, so the difference is only where and how batched the work runs.
+  per crop, so the difference is only where and how batched the work runs. With
+  ``--baseline-fbank torchaudio`` the baseline computes fbank as WeSpeaker's loader does, with
+  ``torchaudio.compliance.kaldi.fbank`` per crop.
 
 On CPU, mind the threads: with the loader workers busy, a main process running more OpenMP
 threads than there are free cores spins and slows down many times (``--threads``, default 1).
@@ -41,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torchaudio.compliance.kaldi as kaldi
 from lhotse import CutSet, Recording
 from lhotse.cut import Cut
 from torch.utils.data import DataLoader
@@ -50,7 +53,7 @@ from dino_speech.audio import AudioError, read_cut, write_audio
 from dino_speech.config import DataConfig
 from dino_speech.data import synthetic_noise
 from dino_speech.data.augment import WaveAugment, add_noise_at_snr, reverberate
-from dino_speech.data.features import Fbank
+from dino_speech.data.features import Fbank, sliding_mean_norm, utterance_mean_norm
 from dino_speech.data.multicrop import MultiCropDataset
 from dino_speech.data.noise_bank import musan_category, prepare_rir, stable_seed
 from dino_speech.data.sampling import DinoSampler, make_dino_loader, seed_worker
@@ -106,15 +109,35 @@ def corpus_from_folder(folder: Path, limit: int) -> CutSet:
 class PerSampleDataset(MultiCropDataset):
     """The baseline: read, crop, then augment and fbank every crop alone, in the worker."""
 
-    def __init__(self, cfg: DataConfig, noise_cuts: CutSet, rir_cuts: CutSet, seed: int) -> None:
+    def __init__(
+        self, cfg: DataConfig, noise_cuts: CutSet, rir_cuts: CutSet, seed: int, fbank: str
+    ) -> None:
         super().__init__(cfg.crops, cfg.features.sample_rate, seed=seed)
         self.cfg = cfg
         self.noise = {}
         for cut in noise_cuts:
             self.noise.setdefault(musan_category(cut), []).append(cut)
         self.rirs = list(rir_cuts)
-        self.fbank = Fbank(cfg.features)
+        self.fbank = Fbank(cfg.features) if fbank == "ours" else self._torchaudio_fbank
         self.rng = random.Random(seed)  # reseeded per cut: workers must not share one sequence
+
+    def _torchaudio_fbank(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """WeSpeaker's way: ``torchaudio.compliance.kaldi.fbank`` per crop, then mean norm."""
+        f = self.cfg.features
+        feats = kaldi.fbank(
+            x * f.wave_scale,
+            num_mel_bins=f.num_mel_bins,
+            frame_length=f.frame_length_ms,
+            frame_shift=f.frame_shift_ms,
+            dither=0.0,
+            low_freq=f.low_freq,
+            high_freq=f.high_freq,
+            sample_frequency=f.sample_rate,
+        )[None]
+        lengths = torch.tensor([feats.shape[1]])
+        if f.mean_norm == "sliding":
+            return sliding_mean_norm(feats, lengths, f.mean_norm_window), None
+        return utterance_mean_norm(feats, lengths), None
 
     def _read_window(self, cut: Cut, samples: int) -> torch.Tensor:
         seconds = samples / self.sample_rate
@@ -194,7 +217,7 @@ def run_ours(
 def run_per_sample(
     cfg: DataConfig, cuts: CutSet, noise: CutSet, rirs: CutSet, args: argparse.Namespace
 ) -> dict:
-    dataset = PerSampleDataset(cfg, noise, rirs, args.seed)
+    dataset = PerSampleDataset(cfg, noise, rirs, args.seed, args.baseline_fbank)
     sampler = DinoSampler(cuts, batch_size=cfg.batch_size, seed=args.seed, dataset=dataset)
     loader = DataLoader(
         dataset,
@@ -262,6 +285,13 @@ def main() -> None:
         help="torch threads of the main process (ours computes there; the per-sample workers "
         "use 1 each, as DataLoader sets). More threads than free cores make OpenMP spin.",
     )
+    parser.add_argument(
+        "--baseline-fbank",
+        choices=["ours", "torchaudio"],
+        default="ours",
+        help="fbank of the per-sample baseline: ours (same maths, so only where and how batched "
+        "the work runs differs) or torchaudio.compliance.kaldi.fbank (as WeSpeaker's loader)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -288,12 +318,12 @@ def main() -> None:
         base = run_per_sample(cfg, train, noise, rirs, args)
         ours = run_ours(cfg, train, noise, rirs, args)
     for label, result in (
-        ("per-sample: workers augment + fbank each crop", base),
+        (f"per-sample: workers augment + fbank ({args.baseline_fbank}) each crop", base),
         (f"ours: workers crop, batches on {args.device}", ours),
     ):
         extra = f", bank fill {result['bank_fill_s']:.2f} s once" if "bank_fill_s" in result else ""
         print(
-            f"{label:48s} {result['rate']:8.1f} crops/s ({result['crops']} crops in "
+            f"{label:55s} {result['rate']:8.1f} crops/s ({result['crops']} crops in "
             f"{result['seconds']:.2f} s; first batch after {result['first_batch_s']:.2f} s{extra})"
         )
     print(f"ratio ours / per-sample: {ours['rate'] / base['rate']:.2f}x")
