@@ -52,6 +52,7 @@ __all__ = [
     "add_noise_at_snr",
     "convolve_spectra",
     "fft_size",
+    "noise_scale",
     "reverberate",
     "windows",
 ]
@@ -88,10 +89,17 @@ def add_noise_at_snr(
 
     Shapes: waves, noise ``(N, S)``; snr_db ``(N,)``. A silent noise row adds nothing.
     """
+    return waves + noise_scale(power(waves), noise, snr_db)[:, None] * noise
+
+
+def noise_scale(
+    signal_power: torch.Tensor, noise: torch.Tensor, snr_db: torch.Tensor
+) -> torch.Tensor:
+    """``(N,)`` factors for the ``(N, S)`` noise rows to sit ``snr_db`` below ``signal_power``
+    (0 for a silent noise row)."""
     noise_power = power(noise)
-    scale = torch.sqrt(power(waves) / (noise_power.clamp(min=_EPS) * 10.0 ** (snr_db / 10.0)))
-    scale = torch.where(noise_power > _EPS, scale, torch.zeros_like(scale))
-    return waves + scale[:, None] * noise
+    scale = torch.sqrt(signal_power / (noise_power.clamp(min=_EPS) * 10.0 ** (snr_db / 10.0)))
+    return torch.where(noise_power > _EPS, scale, torch.zeros_like(scale))
 
 
 def reverberate(waves: torch.Tensor, rirs: torch.Tensor) -> torch.Tensor:
@@ -221,6 +229,8 @@ class WaveAugment:
         categories = self.bank.categories
         noisy = u[:, 2] < cfg.noise_prob
         which = _index(u[:, 3], len(categories))
+        # Noise is added in place (index_add_), so the crops are not gathered and scattered back.
+        signal_power = power(out) if bool(noisy.any()) else None
         for c, category in enumerate(categories):
             chosen = (noisy & (which == c)).nonzero().squeeze(1)
             if len(chosen) == 0:
@@ -241,13 +251,14 @@ class WaveAugment:
                 noise = windows(rows, slots[:, 0], starts[:, 0], samples)
                 snr_range = cfg.noise_snr if category == "noise" else cfg.music_snr
             snr = snr_range[0] + (snr_range[1] - snr_range[0]) * u[chosen, 4]
-            out[chosen] = add_noise_at_snr(out[chosen], noise, snr)
+            scale = noise_scale(signal_power[chosen], noise, snr)
+            out.index_add_(0, chosen, noise.mul_(scale[:, None]))
 
-        chosen = (u[:, 6] < cfg.gain_prob).nonzero().squeeze(1)
-        if len(chosen):
+        gained = u[:, 6] < cfg.gain_prob
+        if bool(gained.any()):
             low, high = cfg.gain_db
-            gain_db = low + (high - low) * u[chosen, 7]
-            out[chosen] = out[chosen] * (10.0 ** (gain_db / 20.0))[:, None]
+            gain = 10.0 ** ((low + (high - low) * u[:, 7]) / 20.0)
+            out.mul_(torch.where(gained, gain, torch.ones_like(gain))[:, None])
         return out
 
 
