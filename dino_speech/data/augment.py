@@ -204,12 +204,12 @@ class WaveAugment:
         device = waves.device
         draw_device = generator.device if generator is not None else device
         u = torch.rand(num, 8 + 2 * kmax, generator=generator, device=draw_device).to(device)
-        if device.type != "cpu":
-            return self._apply(waves.float().clone(), u, version).to(waves.dtype)
         # On a CPU, a few crops at a time keep the FFT buffers in cache (the draws are made
         # above for all crops, so the output does not depend on the chunking).
-        rows = max(1, _CPU_CHUNK_SAMPLES // samples)
-        out = torch.empty(num, samples, dtype=waves.dtype)
+        rows = max(1, _CPU_CHUNK_SAMPLES // samples) if device.type == "cpu" else num
+        if rows >= num:
+            return self._apply(waves.float().clone(), u, version).to(waves.dtype)
+        out = torch.empty_like(waves)
         for first in range(0, num, rows):
             chunk = waves[first : first + rows].float().clone()
             out[first : first + rows] = self._apply(chunk, u[first : first + rows], version)

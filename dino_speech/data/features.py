@@ -131,18 +131,15 @@ def sliding_mean_norm(
     end = torch.minimum(end, n).clamp(min=1)
     start = torch.minimum(start, end - 1)
     count = (end - start).to(feats.dtype).unsqueeze(-1)
-    if exporting:
-        index_end = end.unsqueeze(-1).expand(-1, -1, bins)
-        index_start = start.unsqueeze(-1).expand(-1, -1, bins)
-        mean = (csum.gather(1, index_end) - csum.gather(1, index_start)) / count
-        return (centred - mean) * _valid_mask(frame_lengths, frames).unsqueeze(-1)
-    if batch and bool((frame_lengths == frame_lengths[0]).all()):
+    if not exporting and batch and bool((frame_lengths == frame_lengths[0]).all()):
         # one length for the whole batch (fixed-size crops): one index for every row
         window_sum = csum.index_select(1, end[0]).sub_(csum.index_select(1, start[0]))
     else:
         index_end = end.unsqueeze(-1).expand(-1, -1, bins)
         index_start = start.unsqueeze(-1).expand(-1, -1, bins)
-        window_sum = csum.gather(1, index_end).sub_(csum.gather(1, index_start))
+        window_sum = csum.gather(1, index_end) - csum.gather(1, index_start)
+    if exporting:
+        return (centred - window_sum / count) * _valid_mask(frame_lengths, frames).unsqueeze(-1)
     centred.sub_(window_sum.div_(count))
     if not _all_full(feats, frame_lengths):
         centred.masked_fill_(~_valid_mask(frame_lengths, frames).unsqueeze(-1), 0.0)
@@ -212,7 +209,9 @@ class Fbank(nn.Module):
         )
         self.register_buffer("mel_banks", banks, persistent=False)
         self._mel_bands = _mel_bands(banks, _CPU_MEL_BLOCK)
-        self._mel_band_weights: list[torch.Tensor] = []
+        for i, (j0, j1, lo, hi) in enumerate(self._mel_bands):
+            band = banks[lo:hi, j0:j1].contiguous()
+            self.register_buffer(f"mel_band_{i}", band, persistent=False)
 
     @property
     def feat_dim(self) -> int:
@@ -284,12 +283,8 @@ class Fbank(nn.Module):
         """
         if power.device.type != "cpu" or torch.jit.is_tracing() or torch.compiler.is_compiling():
             return torch.matmul(power, self.mel_banks)
-        if not self._mel_band_weights or self._mel_band_weights[0].device != power.device:
-            self._mel_band_weights = [
-                self.mel_banks[lo:hi, j0:j1].contiguous() for j0, j1, lo, hi in self._mel_bands
-            ]
         parts = [
-            torch.matmul(power[..., lo:hi], w)
-            for (_, _, lo, hi), w in zip(self._mel_bands, self._mel_band_weights, strict=True)
+            torch.matmul(power[..., lo:hi], getattr(self, f"mel_band_{i}"))
+            for i, (_, _, lo, hi) in enumerate(self._mel_bands)
         ]
         return torch.cat(parts, dim=-1)
