@@ -363,6 +363,9 @@ class TrainConfig:
     average_last: int = 0
     # Wall-clock budget; when spent, training stops cleanly (checkpoint + embedder.pt).
     max_minutes: float | None = None
+    # With max_minutes: end the schedules (lr, weight decay, teacher momentum) when the budget
+    # ends, from the measured step time, rather than cutting the run off mid-schedule.
+    fit_to_budget: bool = True
     tensorboard: bool = True
     # Steps a teacher collapse (uniform or one-prototype output) must last before a warning.
     collapse_patience: int = 1000
@@ -527,6 +530,8 @@ class PseudoLabelTrainConfig:
     # Wall-clock budget of EACH fine-tuning stage; when spent the stage stops cleanly
     # (checkpoint + embedder.pt) and counts as done.
     max_minutes: float | None = None
+    # With max_minutes: the learning-rate schedule of each stage ends when its budget ends.
+    fit_to_budget: bool = True
     tensorboard: bool = True
 
 

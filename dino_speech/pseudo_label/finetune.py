@@ -151,6 +151,7 @@ class MarginFinetuner(ResumableLoop):
             keep_epochs=tc.keep_last,
             max_minutes=tc.max_minutes,
             tensorboard=tc.tensorboard,
+            fit_to_budget=tc.fit_to_budget,
         )
         super().__init__(
             out_dir,
@@ -199,12 +200,7 @@ class MarginFinetuner(ResumableLoop):
         self.steps_per_epoch = self.data.steps_per_epoch(
             ft.steps_per_epoch, "finetune.steps_per_epoch"
         )
-        self.lr = CosineSchedule(
-            base_lr,
-            base_lr * ft.final_lr_ratio,
-            self.total_steps,
-            min(self.total_steps, round(ft.warmup_epochs * self.steps_per_epoch)),
-        )
+        self.lr = self._lr_schedule(self.total_steps)
         self.autocast = self.device.type == "cuda" and tc.precision == "bf16"
         self.last_accuracy: float | None = None
         self._window: list[torch.Tensor] = []  # (loss, accuracy) of steps since the last log
@@ -217,6 +213,16 @@ class MarginFinetuner(ResumableLoop):
         )
 
     # ------------------------------------------------------------------ setup
+
+    def _lr_schedule(self, total_steps: int) -> CosineSchedule:
+        ft = self.cfg.finetune
+        base_lr = ft.frozen_lr if self.stage == "frozen" else ft.full_lr
+        warmup = round(ft.warmup_epochs * self.steps_per_epoch)
+        final = base_lr * ft.final_lr_ratio
+        return CosineSchedule(base_lr, final, total_steps, min(total_steps, warmup))
+
+    def _replan(self, planned_steps: int) -> None:
+        self.lr = self._lr_schedule(planned_steps)
 
     def _data_config(self) -> DataConfig:
         """One ``finetune.crop_seconds`` crop per cut, the DINO augmentation, the init model's

@@ -60,10 +60,13 @@ class DinoSchedules:
         epochs: int,
         steps_per_epoch: int,
         total_batch_size: int,
+        total_steps: int | None = None,
     ) -> DinoSchedules:
         """``total_batch_size`` is summed over processes; it scales ``optim.lr`` when
-        ``optim.scale_lr`` (the linear scaling rule, ``lr × batch / 256``)."""
-        total = max(1, epochs * steps_per_epoch)
+        ``optim.scale_lr`` (the linear scaling rule, ``lr × batch / 256``). ``total_steps``
+        (default ``epochs × steps_per_epoch``) is where the cosine schedules end, e.g. the
+        steps a time budget allows; warm-ups stay in epochs."""
+        total = max(1, epochs * steps_per_epoch if total_steps is None else total_steps)
         peak = optim.lr * total_batch_size / 256 if optim.scale_lr else optim.lr
 
         def steps(epochs_: float) -> int:

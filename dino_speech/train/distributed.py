@@ -25,6 +25,7 @@ __all__ = [
     "any_rank",
     "average_buffers",
     "init_distributed",
+    "min_over_ranks",
     "resolve_device",
 ]
 
@@ -107,6 +108,15 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     value = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item() > 0)
+
+
+def min_over_ranks(value: float, device: torch.device) -> float:
+    """The smallest ``value`` of all processes, on every process."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+    return float(tensor.item())
 
 
 @torch.no_grad()

@@ -32,12 +32,25 @@ from tqdm import tqdm
 from dino_speech.errors import ConfigError, DinoSpeechError
 from dino_speech.train import checkpoint as ckpt
 from dino_speech.train.data import DinoBatchSource
-from dino_speech.train.distributed import DistContext, all_gather_objects, any_rank
+from dino_speech.train.distributed import (
+    DistContext,
+    all_gather_objects,
+    any_rank,
+    min_over_ranks,
+)
 from dino_speech.train.monitor import TrainMonitor
 
 __all__ = ["MAX_NONFINITE_STEPS", "LoopSettings", "ResumableLoop", "TrainingDivergedError"]
 
 MAX_NONFINITE_STEPS = 20
+# Budget-fitted schedules: the step time is measured from this many steps after the start
+# (the first steps pay for worker start-up and allocator warm-up), the plan is revised every
+# REPLAN_EVERY steps, and it aims at this fraction of the remaining time (the end-of-run
+# checkpoint and embedder take a few seconds).
+BUDGET_SETTLE_STEPS = 10
+REPLAN_EVERY = 10
+BUDGET_MARGIN = 0.97
+_clock = time.monotonic  # the loop's clock (a test steps it by hand)
 
 
 class TrainingDivergedError(DinoSpeechError):
@@ -50,6 +63,10 @@ class LoopSettings:
 
     ``keep_steps`` / ``keep_epochs``: how many step / epoch checkpoints to keep (0: all).
     ``max_minutes``: wall-clock budget of one :meth:`ResumableLoop._run_epochs` (None: none).
+    ``fit_to_budget``: with ``max_minutes``, fit the schedules to the budget: the run's planned
+    length (:attr:`ResumableLoop.planned_steps`) is re-estimated from the measured step time
+    as training goes, so the learning-rate (and every other) schedule ends when the budget
+    does instead of being cut off mid-way at a high learning rate.
     """
 
     epochs: int
@@ -59,6 +76,7 @@ class LoopSettings:
     keep_epochs: int
     max_minutes: float | None
     tensorboard: bool
+    fit_to_budget: bool = False
 
     def check(self) -> None:
         if self.epochs < 1 or self.log_every < 1:
@@ -120,10 +138,23 @@ class ResumableLoop:
         self.last_loss: float | None = None
         self._nonfinite = 0
         self._mid_update = False
+        self._planned: int | None = None
 
     @property
     def total_steps(self) -> int:
         return self.settings.epochs * self.steps_per_epoch
+
+    @property
+    def planned_steps(self) -> int:
+        """The step at which the schedules end: ``total_steps``, or less where a budget-fitted
+        run (``fit_to_budget``) expects its time to run out first."""
+        return self.total_steps if self._planned is None else self._planned
+
+    def _set_planned(self, steps: int) -> None:
+        steps = max(self.step + 1, min(self.total_steps, steps))
+        if steps != self.planned_steps:
+            self._planned = steps
+            self._replan(steps)
 
     # ------------------------------------------------------------------ subclass hooks
 
@@ -137,6 +168,9 @@ class ResumableLoop:
 
     def _epoch_done(self) -> None:
         """Called after each end-of-epoch checkpoint."""
+
+    def _replan(self, planned_steps: int) -> None:
+        """The run will end at ``planned_steps``: rebuild the schedules to end there."""
 
     def _state(self) -> dict[str, Any]:
         """The trainer's own checkpoint entries (models, optimiser, config, ``monitor``)."""
@@ -153,7 +187,9 @@ class ResumableLoop:
         stopped it before the last epoch ended."""
         s = self.settings
         budget = None if s.max_minutes is None else 60.0 * s.max_minutes
-        start = time.monotonic()
+        start = _clock()
+        fit = budget is not None and s.fit_to_budget
+        settle: tuple[int, float] | None = None  # (step, time) the step time is measured from
         out_of_time = False
         self._mid_update = False
         bar = tqdm(
@@ -182,7 +218,11 @@ class ResumableLoop:
                         bar.set_postfix(loss=f"{self.last_loss:.3f}", epoch=self.epoch)
                     epoch_end = self.batch_in_epoch >= self.steps_per_epoch
                     if budget is not None:
-                        out_of_time = any_rank(time.monotonic() - start > budget, self.device)
+                        now = _clock()
+                        out_of_time = any_rank(now - start > budget, self.device)
+                        if fit:
+                            settle = self._plan_budget(settle, now, start, budget)
+                            out_of_time = out_of_time or self.step >= self.planned_steps
                     periodic = s.checkpoint_every > 0 and self.step % s.checkpoint_every == 0
                     if not epoch_end and (periodic or out_of_time):
                         self._save(ckpt.checkpoint_name(self.step))
@@ -212,6 +252,20 @@ class ResumableLoop:
         finally:
             bar.close()
         return out_of_time and self.epoch < s.epochs
+
+    def _plan_budget(
+        self, settle: tuple[int, float] | None, now: float, start: float, budget: float
+    ) -> tuple[int, float] | None:
+        """Revise :attr:`planned_steps` from the step time measured since ``settle``."""
+        if settle is None:
+            return (self.step, now) if self.step >= BUDGET_SETTLE_STEPS else None
+        done = self.step - settle[0]
+        if done >= REPLAN_EVERY and done % REPLAN_EVERY == 0:
+            seconds_per_step = (now - settle[1]) / done
+            left = BUDGET_MARGIN * (budget - (now - start))
+            planned = self.step + int(max(0.0, left) / seconds_per_step)
+            self._set_planned(int(min_over_ranks(float(planned), self.device)))
+        return settle
 
     def _step_or_skip(self, batch: dict[str, Any]) -> Any:
         self.skipped_cuts += int(batch.get("num_skipped", 0))
@@ -254,6 +308,7 @@ class ResumableLoop:
             "step": self.step,
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
+            "planned_steps": self._planned,
             "world_size": self.ctx.world_size,
             "monitor": {
                 **state.get("monitor", {}),
@@ -275,6 +330,9 @@ class ResumableLoop:
         self._load_state(blob, path)
         self.step, self.epoch = blob["step"], blob["epoch"]
         self.batch_in_epoch = blob["batch_in_epoch"]
+        planned = blob.get("planned_steps")
+        if planned is not None:
+            self._set_planned(int(planned))
         monitor = blob["monitor"]
         self.skipped_cuts, self.last_loss = monitor["skipped_cuts"], monitor["last_loss"]
         ranks = blob["ranks"]

@@ -91,6 +91,7 @@ class DinoTrainer(ResumableLoop):
             keep_epochs=max(tc.keep_last, tc.average_last) if tc.keep_last else 0,
             max_minutes=tc.max_minutes,
             tensorboard=tc.tensorboard,
+            fit_to_budget=tc.fit_to_budget,
         )
         if (
             cfg.data.crops.num_global < 1
@@ -194,6 +195,17 @@ class DinoTrainer(ResumableLoop):
 
     def _epoch_done(self) -> None:
         self._write_embedder()
+
+    def _replan(self, planned_steps: int) -> None:
+        self.schedules = DinoSchedules.build(
+            self.cfg.optim,
+            self.cfg.dino,
+            epochs=self.cfg.train.epochs,
+            steps_per_epoch=self.steps_per_epoch,
+            total_batch_size=self.cfg.data.batch_size * self.ctx.world_size,
+            total_steps=planned_steps,
+        )
+        self.step_fn.schedules = self.schedules
 
     def _log_step(self, out: StepOutput) -> None:
         # The centre already moved this step; the statistics use the updated one, which

@@ -231,3 +231,44 @@ def test_trains_and_resumes_on_cuda_in_bf16(
     assert result.steps == 8 and result.epochs_done == 2
     encoder, _, meta = load_embedder(tmp_path / "exp")
     assert meta["step"] == 8 and next(encoder.parameters()).device.type == "cpu"
+
+
+class _StepClock:
+    """A clock for the training loop that advances one second each time it is read."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+@pytest.mark.parametrize("fit", [True, False])
+def test_budget_fitted_schedule_ends_with_the_budget(
+    tiny_config: DinoExperimentConfig,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fit: bool,
+) -> None:
+    # 50 epochs x 4 steps planned, 30 "seconds" of budget at one "second" per step.
+    monkeypatch.setattr("dino_speech.train.loop._clock", _StepClock())
+    cfg = apply_overrides(
+        tiny_config,
+        ["train.epochs=50", "train.max_minutes=0.5", f"train.fit_to_budget={str(fit).lower()}"],
+    )
+    trainer = DinoTrainer(cfg, tmp_path / "exp", progress=False)
+    result = trainer.fit()
+    assert result.stopped_by_time and result.total_steps == 200
+    lr = trainer.schedules.lr
+    if fit:
+        # The plan shrank to what the budget holds and the run ended on it, at the final lr.
+        assert trainer.planned_steps == result.steps == lr.total_steps
+        assert 20 <= result.steps < 30
+        assert lr(result.steps) == pytest.approx(cfg.optim.min_lr)
+        blob = load_checkpoint(tmp_path / "exp" / "checkpoints" / f"step-{result.steps:08d}.pt")
+        assert blob["planned_steps"] == result.steps
+    else:
+        # Cut off by the budget, mid-schedule, with the learning rate still high.
+        assert result.steps == 31 and lr.total_steps == 200  # the first step past 30 s
+        assert lr(result.steps) > 0.5 * cfg.optim.lr
