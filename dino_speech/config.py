@@ -393,9 +393,11 @@ class ClusterConfig:
     merge of the centroids on cosine, size filter), ``kmeans`` (``num_clusters`` clusters,
     size filter) or ``ahc`` (agglomerative on the points themselves; exact but quadratic in
     memory, refused above ``max_preclusters`` points). Utterances left out get label -1.
+    ``oracle`` is not label-free: the true speakers (``custom[speaker_key]``) are the
+    clusters, for the supervised ceiling a pseudo-labeling run is compared with.
     """
 
-    method: Literal["kmeans_ahc", "kmeans", "ahc"] = "kmeans_ahc"
+    method: Literal["kmeans_ahc", "kmeans", "ahc", "oracle"] = "kmeans_ahc"
     # "auto": faiss when installed, scikit-learn otherwise; "faiss" fails if it is missing.
     backend: Literal["auto", "faiss", "sklearn"] = "auto"
     # L2-normalise before and after PCA; k-means is then spherical (cosine).
@@ -415,8 +417,13 @@ class ClusterConfig:
     # scikit-learn only: "auto" uses MiniBatchKMeans above 50000 points, KMeans below.
     sklearn_algorithm: Literal["auto", "lloyd", "minibatch"] = "auto"
     minibatch_size: int = 4096
-    # AHC merges while the linkage cosine similarity is above this threshold.
+    # AHC merges while the linkage cosine similarity is above this threshold. "fixed" uses
+    # ahc_threshold; "neighbours" reads it off the data it merges (the k-means centroids, or
+    # the points for method=ahc): where nearest-neighbour and random-pair similarities cross
+    # (dino_speech.pseudo_label.threshold), plus ahc_threshold_offset.
     ahc_threshold: float = 0.8
+    ahc_threshold_mode: Literal["fixed", "neighbours"] = "fixed"
+    ahc_threshold_offset: float = 0.0
     ahc_linkage: Literal["average", "complete", "single"] = "average"
     # Clusters with fewer than min_size utterances are left out (-1). Clusters above
     # max_size (null: no limit) are dropped ("drop", as hyperion), cut to a random max_size

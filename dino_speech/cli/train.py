@@ -11,7 +11,7 @@ from dino_speech.cli.run_options import config_option, load_run_config, run_opti
 
 @click.group()
 def train() -> None:
-    """Train models (DINO self-distillation)."""
+    """Train models (DINO self-distillation; the untrained encoder as a baseline)."""
 
 
 @train.command(
@@ -63,3 +63,32 @@ def dino(
     )
     result = train_dino(cfg, exp_dir, resume=resume, progress=not quiet)
     click.echo(result.summary())
+
+
+@train.command(context_settings={"help_option_names": ["-h", "--help"]})
+@config_option("Recipe YAML (a DinoExperimentConfig): its model, features and train.seed.")
+@click.option(
+    "--exp-dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Writes EXP-DIR/embedder.pt and EXP-DIR/config.yaml.",
+)
+@click.argument("overrides", nargs=-1)
+def untrained(config_path: Path, exp_dir: Path, overrides: tuple[str, ...]) -> None:
+    """Write the recipe's encoder, randomly initialised and untrained, as an embedder.
+
+    The weights are those `train dino` starts from with the same train.seed. Use it as the
+    untrained baseline (`dino-speech embed --model EXP-DIR`), or as the --init of a supervised
+    run from scratch (`pseudo-label run ... cluster.method=oracle`).
+
+    \b
+    Example:
+      dino-speech train untrained --config recipes/speechocean_dino.yaml --exp-dir exp/untrained
+    """
+    from dino_speech.config import DinoExperimentConfig
+    from dino_speech.train.trainer import write_untrained_embedder
+
+    cfg = load_run_config(
+        DinoExperimentConfig, config_path, overrides, device=None, max_minutes=None
+    )
+    click.echo(f"untrained {cfg.model.name} encoder -> {write_untrained_embedder(cfg, exp_dir)}")

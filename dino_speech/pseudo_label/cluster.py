@@ -10,8 +10,9 @@ The chain (:func:`cluster_embeddings` with ``method="kmeans_ahc"``), after hyper
 2. spherical k-means over-clustering into ``ceil(N / samples_per_cluster)`` clusters (faiss
    when installed, scikit-learn otherwise);
 3. agglomerative clustering of the k-means centroids on cosine, merging while the linkage
-   similarity is above the threshold; every utterance takes its centroid's merged label. The
-   pairwise matrix is over centroids, not utterances, which is what lets this scale;
+   similarity is above the threshold (fixed, or read off the centroids' own similarities:
+   :mod:`dino_speech.pseudo_label.threshold`); every utterance takes its centroid's merged
+   label. The pairwise matrix is over centroids, not utterances, which is what lets this scale;
 4. clusters outside ``[min_size, max_size]`` are left out (``oversize`` picks what happens to
    clusters above ``max_size``: dropped, cut to a random subset, or kept).
 
@@ -36,6 +37,7 @@ from tqdm.auto import tqdm
 from dino_speech.config import ClusterConfig
 from dino_speech.errors import ConfigError, DataError
 from dino_speech.pseudo_label.quality import cluster_quality, format_quality
+from dino_speech.pseudo_label.threshold import neighbour_threshold
 
 __all__ = [
     "KMeansResult",
@@ -46,6 +48,7 @@ __all__ = [
     "format_quality",
     "kmeans",
     "l2_normalize",
+    "merge_threshold",
     "pca_reduce",
     "resolve_backend",
     "validate_embeddings",
@@ -354,7 +357,7 @@ def cluster_embeddings(
                 f"method=ahc on {n} embeddings needs {_pairwise_gb(n):.1f} GB of distances; "
                 f"use method=kmeans_ahc, or raise cluster.max_preclusters ({cfg.max_preclusters})"
             )
-        labels = ahc_cosine(Z, cfg.ahc_threshold, cfg.ahc_linkage)
+        labels = ahc_cosine(Z, merge_threshold(Z, cfg), cfg.ahc_linkage)
     else:
         if cfg.method == "kmeans":
             if cfg.num_clusters is None:
@@ -385,13 +388,15 @@ def cluster_embeddings(
         labels = result.labels
         if cfg.method == "kmeans_ahc":
             used = np.unique(labels)  # k-means can leave a centroid without points
-            merged = ahc_cosine(result.centroids[used], cfg.ahc_threshold, cfg.ahc_linkage)
+            centroids = result.centroids[used]
+            threshold = merge_threshold(centroids, cfg)
+            merged = ahc_cosine(centroids, threshold, cfg.ahc_linkage)
             lookup = np.full(k, -1, dtype=np.int64)
             lookup[used] = merged
             labels = lookup[labels]
             logger.info(
-                "AHC (cosine > %.2f, %s): %d centroids -> %d clusters",
-                cfg.ahc_threshold,
+                "AHC (cosine > %.3f, %s): %d centroids -> %d clusters",
+                threshold,
                 cfg.ahc_linkage,
                 used.size,
                 np.unique(merged).size,
@@ -416,6 +421,24 @@ def cluster_embeddings(
     return labels
 
 
+def merge_threshold(points: np.ndarray, cfg: ClusterConfig) -> float:
+    """The AHC threshold for ``points`` ``(n, D)``: ``cfg.ahc_threshold``, or with
+    ``ahc_threshold_mode="neighbours"`` the one the points' own similarities give
+    (:func:`~dino_speech.pseudo_label.threshold.neighbour_threshold`) plus the offset."""
+    if cfg.ahc_threshold_mode == "fixed" or points.shape[0] < 3:
+        return cfg.ahc_threshold
+    Z = l2_normalize(points)
+    estimate = neighbour_threshold(Z, seed=cfg.seed)
+    threshold = float(np.clip(estimate + cfg.ahc_threshold_offset, -1.0, 1.0))
+    logger.info(
+        "AHC threshold from the data: %.3f (nearest-neighbour / random-pair crossing %.3f%+.3f)",
+        threshold,
+        estimate,
+        cfg.ahc_threshold_offset,
+    )
+    return threshold
+
+
 def _preprocess(X: np.ndarray, cfg: ClusterConfig) -> np.ndarray:
     Z = l2_normalize(X) if cfg.l2_normalize else X
     if cfg.pca_variance is not None:
@@ -429,6 +452,16 @@ def _check_config(cfg: ClusterConfig) -> None:
     if cfg.method not in ("kmeans_ahc", "kmeans", "ahc"):
         raise ConfigError(
             f"unknown clustering method '{cfg.method}'; valid: kmeans_ahc, kmeans, ahc"
+            + (
+                " (oracle takes the true speakers: it runs in the pseudo-label loop)"
+                if cfg.method == "oracle"
+                else ""
+            )
+        )
+    if cfg.ahc_threshold_mode not in ("fixed", "neighbours"):
+        raise ConfigError(
+            f"unknown cluster.ahc_threshold_mode '{cfg.ahc_threshold_mode}'; valid: fixed, "
+            "neighbours"
         )
     if cfg.pca_variance is not None and not 0.0 < cfg.pca_variance < 1.0:
         raise ConfigError(f"cluster.pca_variance must be in (0, 1) or null, got {cfg.pca_variance}")

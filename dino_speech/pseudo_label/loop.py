@@ -271,7 +271,11 @@ class _Round:
 
         cfg = self.cfg
         ids, X = read_embeddings(paths.train_emb / "xvector.scp")
-        labels = cluster_embeddings(X, cfg.cluster, progress=self.progress)
+        truth = self._true_speakers(ids)
+        if cfg.cluster.method == "oracle":
+            labels = self._oracle_labels(truth)
+        else:
+            labels = cluster_embeddings(X, cfg.cluster, progress=self.progress)
         kept = labels >= 0
         count = int(np.unique(labels[kept]).size)
         if count < cfg.min_clusters:
@@ -292,7 +296,6 @@ class _Round:
             "utterances": len(ids),
             "coverage": float(kept.mean()),
         }
-        truth = self._true_speakers(ids)
         if truth is not None:
             known = [i for i, s in enumerate(truth) if s is not None]
             report = cluster_quality(labels[known], [truth[i] for i in known])
@@ -301,6 +304,20 @@ class _Round:
         else:
             self.stages.note(f"round {r} cluster: {count} clusters, no true speakers to score")
         write_json(out / "quality.json", report)
+
+    def _oracle_labels(self, truth: list[str | None] | None) -> np.ndarray:
+        """The true speakers as cluster labels (-1 where unknown), size-filtered."""
+        from dino_speech.pseudo_label.cluster import filter_cluster_sizes
+
+        if truth is None:
+            raise ConfigError(
+                f"cluster.method=oracle needs true speakers: no training cut has "
+                f"custom['{self.cfg.speaker_key}'] (speaker_key)"
+            )
+        index = {s: i for i, s in enumerate(sorted({t for t in truth if t is not None}))}
+        raw = np.array([-1 if t is None else index[t] for t in truth], dtype=np.int64)
+        c = self.cfg.cluster
+        return filter_cluster_sizes(raw, c.min_size, c.max_size, c.oversize, c.seed)
 
     def _true_speakers(self, ids: list[str]) -> list[str | None] | None:
         from dino_speech.data.manifests import cut_label, load_cuts

@@ -312,6 +312,22 @@ def train_dino(
         ctx.close()
 
 
+def write_untrained_embedder(cfg: DinoExperimentConfig, exp_dir: str | Path) -> Path:
+    """``EXP/embedder.pt`` holding the encoder as ``train_dino`` initialises it (same
+    ``train.seed``, same weights), untrained: the baseline a trained model must beat, and the
+    starting point of a supervised run from scratch."""
+    torch.manual_seed(cfg.train.seed)
+    feat_dim = cfg.data.features.num_mel_bins
+    backbone = build_encoder(cfg.model.name, feat_dim=feat_dim, **cfg.model.kwargs)
+    exp_dir = Path(exp_dir)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, exp_dir / "config.yaml")
+    path = exp_dir / "embedder.pt"
+    info = {"source": "untrained", "step": 0, "epoch": 0, "seed": cfg.train.seed}
+    save_embedder(path, backbone.eval(), cfg.model, cfg.data.features, info)
+    return path
+
+
 def _count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 

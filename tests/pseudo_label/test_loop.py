@@ -242,3 +242,32 @@ def test_two_gloo_processes_run_a_round(
         next((exp / "round1" / "ft_full" / "checkpoints").glob("epoch-*.pt")), weights_only=True
     )
     assert blob["world_size"] == 2 and len(blob["ranks"]) == 2
+
+
+def test_oracle_clusters_are_the_true_speakers(
+    tiny_pl_config: PseudoLabelConfig, init_model: Path, tmp_path: Path
+) -> None:
+    cfg = apply_overrides(
+        tiny_pl_config,
+        ["eval.cuts=", "eval.trials=", "cluster.method=oracle", "cluster.min_size=1"],
+    )
+    run_pseudo_label(cfg, init_model, tmp_path / "exp", rounds=1, progress=False)
+    labels = read_kaldi_list(tmp_path / "exp" / "round1" / "cluster" / "labels")
+    truth = {c.id: c.custom["speaker"] for c in load_cuts(cfg.data.train_cuts)}
+    assert set(labels) == set(truth)
+    # one cluster per speaker and one speaker per cluster
+    pairs = {(labels[u], truth[u]) for u in labels}
+    assert len(pairs) == len(set(truth.values())) == len({c for c, _ in pairs})
+    quality = json.loads((tmp_path / "exp" / "round1" / "cluster" / "quality.json").read_text())
+    assert quality["nmi"] == pytest.approx(1.0) and quality["purity"] == pytest.approx(1.0)
+
+
+def test_oracle_needs_true_speakers(
+    tiny_pl_config: PseudoLabelConfig, init_model: Path, tmp_path: Path
+) -> None:
+    cfg = apply_overrides(
+        tiny_pl_config,
+        ["eval.cuts=", "eval.trials=", "cluster.method=oracle", "speaker_key=no_such_label"],
+    )
+    with pytest.raises(ConfigError, match="oracle needs true speakers"):
+        run_pseudo_label(cfg, init_model, tmp_path / "exp", rounds=1, progress=False)
