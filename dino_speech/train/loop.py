@@ -22,6 +22,7 @@ and ``self.steps_per_epoch``, calls :meth:`_resume_latest`, and implements
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,11 +45,12 @@ __all__ = ["MAX_NONFINITE_STEPS", "LoopSettings", "ResumableLoop", "TrainingDive
 
 MAX_NONFINITE_STEPS = 20
 # Budget-fitted schedules: the step time is measured from this many steps after the start
-# (the first steps pay for worker start-up and allocator warm-up), the plan is revised every
-# REPLAN_EVERY steps, and it aims at this fraction of the remaining time (the end-of-run
-# checkpoint and embedder take a few seconds).
+# (the first steps pay for worker start-up and allocator warm-up), over a sliding window; the
+# plan is revised every REPLAN_EVERY steps and aims at BUDGET_MARGIN of the remaining time
+# (the end-of-run checkpoint and embedder take a few seconds).
 BUDGET_SETTLE_STEPS = 10
 REPLAN_EVERY = 10
+PLAN_WINDOW = 10  # revisions the step time is measured over (the last 100 steps)
 BUDGET_MARGIN = 0.97
 _clock = time.monotonic  # the loop's clock (a test steps it by hand)
 
@@ -189,7 +191,7 @@ class ResumableLoop:
         budget = None if s.max_minutes is None else 60.0 * s.max_minutes
         start = _clock()
         fit = budget is not None and s.fit_to_budget
-        settle: tuple[int, float] | None = None  # (step, time) the step time is measured from
+        marks: deque[tuple[int, float]] = deque(maxlen=PLAN_WINDOW + 1)  # (step, time)
         out_of_time = False
         self._mid_update = False
         bar = tqdm(
@@ -221,7 +223,7 @@ class ResumableLoop:
                         now = _clock()
                         out_of_time = any_rank(now - start > budget, self.device)
                         if fit:
-                            settle = self._plan_budget(settle, now, start, budget)
+                            self._plan_budget(marks, now, start, budget)
                             out_of_time = out_of_time or self.step >= self.planned_steps
                     periodic = s.checkpoint_every > 0 and self.step % s.checkpoint_every == 0
                     if not epoch_end and (periodic or out_of_time):
@@ -254,18 +256,23 @@ class ResumableLoop:
         return out_of_time and self.epoch < s.epochs
 
     def _plan_budget(
-        self, settle: tuple[int, float] | None, now: float, start: float, budget: float
-    ) -> tuple[int, float] | None:
-        """Revise :attr:`planned_steps` from the step time measured since ``settle``."""
-        if settle is None:
-            return (self.step, now) if self.step >= BUDGET_SETTLE_STEPS else None
-        done = self.step - settle[0]
-        if done >= REPLAN_EVERY and done % REPLAN_EVERY == 0:
-            seconds_per_step = (now - settle[1]) / done
-            left = BUDGET_MARGIN * (budget - (now - start))
-            planned = self.step + int(max(0.0, left) / seconds_per_step)
-            self._set_planned(int(min_over_ranks(float(planned), self.device)))
-        return settle
+        self, marks: deque[tuple[int, float]], now: float, start: float, budget: float
+    ) -> None:
+        """Revise :attr:`planned_steps` from the recent step time.
+
+        ``marks`` holds ``(step, time)`` every REPLAN_EVERY steps after the first
+        BUDGET_SETTLE_STEPS; the step time is measured over the last PLAN_WINDOW of them, so a
+        stall (a suspended machine, a burst of load) stops counting once it is that far back.
+        """
+        if self.step < BUDGET_SETTLE_STEPS or (marks and self.step - marks[-1][0] < REPLAN_EVERY):
+            return
+        marks.append((self.step, now))
+        if len(marks) < 2:
+            return
+        seconds_per_step = (now - marks[0][1]) / (self.step - marks[0][0])
+        left = BUDGET_MARGIN * (budget - (now - start))
+        planned = self.step + int(max(0.0, left) / seconds_per_step)
+        self._set_planned(int(min_over_ranks(float(planned), self.device)))
 
     def _step_or_skip(self, batch: dict[str, Any]) -> Any:
         self.skipped_cuts += int(batch.get("num_skipped", 0))
