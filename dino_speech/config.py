@@ -239,6 +239,9 @@ class CropConfig:
     global_seconds: float = 4.0
     num_local: int = 4
     local_seconds: float = 2.0
+    # Spread the crops of each group over the utterance (one stratum each) instead of drawing
+    # their positions independently: less overlap between the views of short utterances.
+    spread: bool = False
 
 
 @dataclass

@@ -153,3 +153,33 @@ def test_invalid_crop_config() -> None:
         MultiCropDataset(CropConfig(num_global=0), SR)
     with pytest.raises(ConfigError, match="local_seconds"):
         MultiCropDataset(CropConfig(local_seconds=0.0), SR)
+
+
+def test_spread_crops_take_one_stratum_each(ramp_cut) -> None:
+    cut, wave = ramp_cut
+    crops = CropConfig(num_global=2, global_seconds=0.5, num_local=3, local_seconds=0.25)
+    spread = MultiCropDataset(CropConfig(**{**vars(crops), "spread": True}), SR, seed=0)
+    independent = MultiCropDataset(crops, SR, seed=0)
+    gaps = {True: [], False: []}
+    for epoch in range(40):
+        for dataset, key in ((spread, True), (independent, False)):
+            dataset.set_epoch(epoch)
+            batch = dataset[CutSet.from_cuts([cut])]
+            g = sorted(_start_of(batch["global"][i, 0], wave) for i in range(2))
+            gaps[key].append(g[1] - g[0])
+            if key:
+                span = len(wave) - 8000 + 1
+                assert g[0] < span / 2 <= g[1] + 1  # one start in each half
+                local = sorted(_start_of(batch["local"][i, 0], wave) for i in range(3))
+                lspan = len(wave) - 4000 + 1
+                for k, start in enumerate(local):
+                    assert k * lspan // 3 - 1 <= start < (k + 1) * lspan / 3 + 1
+    # spread crops lie further apart on average than independent draws
+    assert np.mean(gaps[True]) > 1.3 * np.mean(gaps[False])
+
+
+def test_spread_crops_of_a_short_utterance_are_tiled(tmp_path: Path) -> None:
+    write_audio(tmp_path / "s.wav", _ramp(3000), SR)
+    crops = CropConfig(num_global=2, global_seconds=0.5, num_local=0, spread=True)
+    batch = MultiCropDataset(crops, SR, seed=0)[CutSet.from_cuts([_cut(tmp_path / "s.wav", "s")])]
+    assert batch["global"].shape == (2, 1, 8000)
