@@ -71,6 +71,10 @@ def prepare() -> None:
       dino-speech prepare synthetic --out-dir data/synthetic
       dino-speech prepare voxceleb --corpus-dir /corpora/voxceleb --out-dir data/voxceleb
       dino-speech prepare musan --corpus-dir /corpora/musan --out-dir data/musan
+      dino-speech prepare librispeech --corpus-dir /corpora/LibriSpeech --out-dir data/libri
+      dino-speech prepare kaldi --data-dir data/train --out-dir data/mine
+      dino-speech prepare audio --corpus-dir my_audio --out-dir data/mine \\
+        --speaker-regex '(?P<speaker>[^/]+)/[^/]+$' --dev-speakers 10
     """
 
 
@@ -327,3 +331,196 @@ def msp_podcast(corpus_dir: Path, out_dir: Path, num_jobs: int) -> None:
     from data_prep.msp_podcast import prepare_msp_podcast
 
     click.echo(prepare_msp_podcast(corpus_dir, out_dir, num_jobs=num_jobs))
+
+
+def _split_options(command: _Command) -> _Command:
+    """The options ``prepare audio`` and ``prepare kaldi`` share: dev split, trials, minimum
+    duration, parallel jobs."""
+    options = [
+        click.option(
+            "--dev-speakers",
+            default=None,
+            type=click.IntRange(min=2),
+            help="Hold out this many whole speakers as part 'dev' (with dev/trials); the rest "
+            "is part 'train'. Without --dev-speakers/--dev-fraction: one part, 'all'.",
+        ),
+        click.option(
+            "--dev-fraction",
+            default=None,
+            type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+            help="Hold out this fraction of the speakers instead (exclusive with --dev-speakers).",
+        ),
+        click.option(
+            "--seed",
+            default=0,
+            show_default=True,
+            type=int,
+            help="Seed of the speaker split and the non-target trials.",
+        ),
+        click.option(
+            "--min-duration",
+            default=0.5,
+            show_default=True,
+            type=click.FloatRange(min=0),
+            help="Skip utterances shorter than this many seconds.",
+        ),
+        click.option(
+            "--nontarget-ratio",
+            default=1.0,
+            show_default=True,
+            type=click.FloatRange(min=0, min_open=True),
+            help="Non-target trials per target trial in dev/trials (all target pairs are kept).",
+        ),
+        click.option(
+            "--num-jobs",
+            default=1,
+            show_default=True,
+            type=click.IntRange(min=1),
+            help="Parallel processes reading the audio (every file is read once, to find "
+            "unreadable, empty and NaN files).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _name_option(default: str) -> Callable[[_Command], _Command]:
+    """``--name``: the corpus name, prefix of the manifests."""
+    return click.option(
+        "--name",
+        default=default,
+        show_default=True,
+        help="Corpus name: the prefix of the manifests, OUT/<name>_cuts_<part>.jsonl.gz.",
+    )
+
+
+@prepare.command()
+@_corpus_dir_option("Folder holding the audio files (searched recursively, any layout).")
+@_out_dir_option
+@_name_option("audio")
+@click.option(
+    "--extensions",
+    default=None,
+    help="Comma-separated file endings to take, e.g. wav,flac [default: every format "
+    "soundfile reads: wav, flac, ogg, mp3, aiff, ...; case-insensitive].",
+)
+@click.option(
+    "--speaker-regex",
+    default=None,
+    help="Python regex with a named group 'speaker', searched in each file's path relative "
+    "to --corpus-dir, e.g. '(?P<speaker>[^/]+)/[^/]+$' (the folder holding the file). "
+    "Speakers serve the dev split and its trials only.",
+)
+@_split_options
+def audio(
+    corpus_dir: Path,
+    out_dir: Path,
+    name: str,
+    extensions: str | None,
+    speaker_regex: str | None,
+    dev_speakers: int | None,
+    dev_fraction: float | None,
+    seed: int,
+    min_duration: float,
+    nontarget_ratio: float,
+    num_jobs: int,
+) -> None:
+    """Your own audio: every audio file under a folder, any layout.
+
+    Utterance ids are the relative paths without extension ('/' -> '-', other odd characters
+    -> '_'; a short hash is appended where two paths would give the same id). Files that
+    cannot be read, are empty, hold NaN/Inf samples or are shorter than --min-duration are
+    listed in OUT/skipped and left out. Parts: 'all', or with --dev-speakers/--dev-fraction
+    'train' and 'dev' (whole speakers held out) plus OUT/dev/trials (all target pairs and
+    sampled non-target pairs, 'utt1 utt2 target|nontarget').
+
+    \b
+    Example (speakers are the folders holding the files):
+      dino-speech prepare audio --corpus-dir recordings/ --out-dir data/mine \\
+        --speaker-regex '(?P<speaker>[^/]+)/[^/]+$' --dev-speakers 10
+    """
+    from data_prep.audio_folder import prepare_audio_folder
+    from data_prep.splits import Split
+
+    summary = prepare_audio_folder(
+        corpus_dir,
+        out_dir,
+        name=name,
+        extensions=_names(extensions) if extensions else None,
+        speaker_regex=speaker_regex,
+        split=Split(dev_speakers, dev_fraction, seed, nontarget_ratio),
+        min_duration=min_duration,
+        num_jobs=num_jobs,
+    )
+    click.echo(summary)
+
+
+@prepare.command()
+@click.option(
+    "--data-dir",
+    required=True,
+    type=_existing_dir,
+    help="Kaldi data directory: wav.scp (required), optionally segments, utt2spk, utt2emo, "
+    "utt2lang, utt2sess, utt2gender or spk2gender, other utt2X lists.",
+)
+@_out_dir_option
+@_name_option("kaldi")
+@_split_options
+def kaldi(
+    data_dir: Path,
+    out_dir: Path,
+    name: str,
+    dev_speakers: int | None,
+    dev_fraction: float | None,
+    seed: int,
+    min_duration: float,
+    nontarget_ratio: float,
+    num_jobs: int,
+) -> None:
+    """An existing Kaldi data directory (wav.scp, segments, utt2spk, ...).
+
+    wav.scp must list audio files (relative paths resolve against --data-dir, then the
+    working directory); piped commands and ark: offsets are not supported: write the audio
+    to files first. utt2spk gives the speaker, utt2emo the emotion, utt2lang the language,
+    utt2sess the session, any other utt2X custom[X]. Bad files, the split and the trials as
+    in 'prepare audio'.
+
+    \b
+    Example:
+      dino-speech prepare kaldi --data-dir data/train --out-dir data/mine --dev-speakers 10
+    """
+    from data_prep.kaldi_dir import prepare_kaldi_dir
+    from data_prep.splits import Split
+
+    summary = prepare_kaldi_dir(
+        data_dir,
+        out_dir,
+        name=name,
+        split=Split(dev_speakers, dev_fraction, seed, nontarget_ratio),
+        min_duration=min_duration,
+        num_jobs=num_jobs,
+    )
+    click.echo(summary)
+
+
+@prepare.command()
+@_corpus_dir_option("The LibriSpeech folder (dev-clean/, train-clean-100/, ...) or its parent.")
+@_out_dir_option
+@click.option(
+    "--parts",
+    default="",
+    help="Comma-separated parts, e.g. dev-clean,test-clean [default: all present].",
+)
+@_num_jobs_option
+def librispeech(corpus_dir: Path, out_dir: Path, parts: str, num_jobs: int) -> None:
+    """LibriSpeech via Lhotse's recipe: one part per LibriSpeech part.
+
+    Cuts carry custom["speaker"], custom["session"] (the chapter) and the transcript; the
+    dev and test parts get <part>/trials (all target pairs, as many non-target pairs).
+    """
+    from data_prep.librispeech import prepare_librispeech_corpus
+
+    click.echo(
+        prepare_librispeech_corpus(corpus_dir, out_dir, parts=_names(parts), num_jobs=num_jobs)
+    )
