@@ -220,8 +220,9 @@ def _cut(
     )
     if whole:
         return cut
-    cut = cut.truncate(offset=start, duration=end - start, preserve_id=True)
-    return fastcopy(cut, id=utt, supervisions=[fastcopy(s, id=utt) for s in cut.supervisions])
+    duration = end - start  # supervision times inside a cut are relative to the cut
+    supervisions = [fastcopy(s, id=utt, start=0.0, duration=duration) for s in cut.supervisions]
+    return fastcopy(cut, id=utt, start=start, duration=duration, supervisions=supervisions)
 
 
 def _fix_supervision_times(out_dir: Path, name: str, parts: list[str], cuts: list[MonoCut]) -> None:
