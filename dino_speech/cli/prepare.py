@@ -6,11 +6,15 @@ labels and idempotency live there.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
+
+if TYPE_CHECKING:
+    from data_prep.splits import Split
 
 _Command = TypeVar("_Command", bound=Callable[..., None])
 
@@ -335,7 +339,8 @@ def msp_podcast(corpus_dir: Path, out_dir: Path, num_jobs: int) -> None:
 
 def _split_options(command: _Command) -> _Command:
     """The options ``prepare audio`` and ``prepare kaldi`` share: dev split, trials, minimum
-    duration, parallel jobs."""
+    duration, parallel jobs. The command gets the split options as one ``split`` argument, a
+    :class:`data_prep.splits.Split`."""
     options = [
         click.option(
             "--dev-speakers",
@@ -380,9 +385,24 @@ def _split_options(command: _Command) -> _Command:
             "unreadable, empty and NaN files).",
         ),
     ]
+
+    @functools.wraps(command)
+    def with_split(
+        *,
+        dev_speakers: int | None,
+        dev_fraction: float | None,
+        seed: int,
+        nontarget_ratio: float,
+        **kwargs: Any,
+    ) -> None:
+        from data_prep.splits import Split
+
+        command(split=Split(dev_speakers, dev_fraction, seed, nontarget_ratio), **kwargs)
+
+    wrapped = cast(_Command, with_split)
     for option in reversed(options):
-        command = option(command)
-    return command
+        wrapped = option(wrapped)
+    return wrapped
 
 
 def _name_option(default: str) -> Callable[[_Command], _Command]:
@@ -419,11 +439,8 @@ def audio(
     name: str,
     extensions: str | None,
     speaker_regex: str | None,
-    dev_speakers: int | None,
-    dev_fraction: float | None,
-    seed: int,
+    split: Split,
     min_duration: float,
-    nontarget_ratio: float,
     num_jobs: int,
 ) -> None:
     """Your own audio: every audio file under a folder, any layout.
@@ -441,7 +458,6 @@ def audio(
         --speaker-regex '(?P<speaker>[^/]+)/[^/]+$' --dev-speakers 10
     """
     from data_prep.audio_folder import prepare_audio_folder
-    from data_prep.splits import Split
 
     summary = prepare_audio_folder(
         corpus_dir,
@@ -449,7 +465,7 @@ def audio(
         name=name,
         extensions=_names(extensions) if extensions else None,
         speaker_regex=speaker_regex,
-        split=Split(dev_speakers, dev_fraction, seed, nontarget_ratio),
+        split=split,
         min_duration=min_duration,
         num_jobs=num_jobs,
     )
@@ -471,11 +487,8 @@ def kaldi(
     data_dir: Path,
     out_dir: Path,
     name: str,
-    dev_speakers: int | None,
-    dev_fraction: float | None,
-    seed: int,
+    split: Split,
     min_duration: float,
-    nontarget_ratio: float,
     num_jobs: int,
 ) -> None:
     """An existing Kaldi data directory (wav.scp, segments, utt2spk, ...).
@@ -491,13 +504,12 @@ def kaldi(
       dino-speech prepare kaldi --data-dir data/train --out-dir data/mine --dev-speakers 10
     """
     from data_prep.kaldi_dir import prepare_kaldi_dir
-    from data_prep.splits import Split
 
     summary = prepare_kaldi_dir(
         data_dir,
         out_dir,
         name=name,
-        split=Split(dev_speakers, dev_fraction, seed, nontarget_ratio),
+        split=split,
         min_duration=min_duration,
         num_jobs=num_jobs,
     )
