@@ -21,6 +21,7 @@ SCRIPTS = sorted([*REPO.glob("egs/**/*.sh"), *REPO.glob("utils/*.sh")], key=lamb
 RECIPES = {
     "egs/mini/run.sh": ["--dino-minutes", "--pl-rounds", "--speakers", "--nj"],
     "egs/voxceleb/dino/run.sh": ["--ngpu", "--vox1-dir", "--average-last", "--cohort-size"],
+    "egs/speechocean762/dino/run.sh": ["--corpus-dir", "--speaker-regex", "--ceiling", "--nj"],
     "egs/iemocap/emotion/run.sh": ["--corpus-dir", "--model", "--classifier"],
     "egs/cremad/emotion/run.sh": ["--corpus-dir", "--model"],
     "egs/msp_podcast/emotion/run.sh": ["--test-part", "--classes"],
@@ -154,6 +155,82 @@ def test_mini_recipe_end_to_end_then_rerun_is_a_no_op(
     assert "up to date" not in third.stdout
     assert third.stdout.count("micro-F1 (accuracy)") == 3  # the three probes ran again
     assert "mlp probe" in (exp / "results.md").read_text()
+
+
+def test_real_speech_recipe_on_an_audio_folder_then_rerun_is_a_no_op(
+    synthetic_corpus: Path, tmp_path: Path
+) -> None:
+    # Any folder of audio with a speaker per folder: the synthetic corpus's wavs/<spk>/*.wav.
+    corpus = tmp_path / "recordings"
+    shutil.copytree(synthetic_corpus / "wavs", corpus)
+    speakers = sorted(p.name for p in corpus.iterdir())
+    exp, data = tmp_path / "exp", tmp_path / "data"
+    tiny_dino = f"{TINY_DINO} data.crops.num_local=2"
+    tiny_ceiling = TINY_PL.replace("cluster.method=kmeans cluster.num_clusters=4 ", "").replace(
+        "finetune.frozen_epochs=1", "finetune.frozen_epochs=0"
+    )
+    args = [
+        "--corpus-dir", str(corpus), "--data-dir", str(data), "--exp-dir", str(exp),
+        "--dev-speakers", "3", "--nj", "1", "--dino-minutes", "5",
+        "--dino-overrides", tiny_dino, "--pl-overrides", TINY_PL, "--pl-rounds", "2",
+        "--ceiling", "true", "--ceiling-minutes", "1",
+        "--ceiling-overrides", tiny_ceiling,
+    ]  # fmt: skip
+    first = run("egs/speechocean762/dino/run.sh", *args, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout[-5000:]
+    for stage in range(8):
+        assert f"stage {stage}:" in first.stdout, stage
+    dev = {line.split()[1] for line in (data / "dev" / "utt2spk").read_text().splitlines()}
+    train = {line.split()[1] for line in (data / "train" / "utt2spk").read_text().splitlines()}
+    assert len(dev) == 3 and not dev & train and dev | train == set(speakers)
+    table = (exp / "results.md").read_text()
+    numbers = r" \| ".join([NUMBER] * 3)
+    for label in (
+        r"log-Mel statistics \(logmel-stats, no training\)",
+        r"ecapa_tiny, untrained",
+        r"DINO teacher \(ecapa_tiny, 1 steps, no labels\)",
+        r"DINO \+ pseudo-labeling round 1",
+        r"DINO \+ pseudo-labeling round 2",
+        r"supervised ceiling \(true labels, same encoder and time\)",
+    ):
+        assert re.search(rf"^\| {label} \| {numbers} \| .+ \|$", table, re.M), (label, table)
+    assert re.search(r"round 1 \| .*\d+ clusters, NMI \d\.\d+", table), table
+    assert table in first.stdout
+    # the ceiling trained on the true training speakers
+    ceiling = (exp / "ceiling" / "round1" / "cluster" / "quality.json").read_text()
+    assert '"purity": 1.0' in ceiling
+    # the baseline row is the logmel-stats EER of the scoring command's JSON
+    score = (exp / "eval" / "baseline" / "score.json").read_text()
+    eer = float(re.search(r'"eer": ([0-9.]+)', score).group(1))
+    assert f"| {eer:.2f} |" in table
+
+    before = _mtimes(tmp_path)
+    second = run("egs/speechocean762/dino/run.sh", *args, cwd=tmp_path)
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert "already prepared" in second.stdout
+    assert "DINO training done" in second.stdout and "pseudo-labeling done" in second.stdout
+    assert not re.search(r"embedding \d+ utterances|scoring \d+ trials", second.stdout)
+    assert _mtimes(tmp_path) == before
+    assert (exp / "results.md").read_text() == table
+
+
+@pytest.mark.slow
+def test_real_speech_recipe_prepares_speechocean762(tmp_path: Path) -> None:
+    corpus = REPO.parent / "shared" / "data" / "speechocean762_train"
+    if not corpus.is_dir():
+        pytest.skip(f"{corpus} is not here (it is not part of a clone)")
+    args = ["--corpus-dir", str(corpus), "--stop-stage", "1", "--nj", "2"]
+    result = run("egs/speechocean762/dino/run.sh", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:]
+    data = tmp_path / "data" / "speechocean762"
+    dev = {line.split()[1] for line in (data / "dev" / "utt2spk").read_text().splitlines()}
+    train = {line.split()[1] for line in (data / "train" / "utt2spk").read_text().splitlines()}
+    assert (len(train), len(dev)) == (100, 25) and not dev & train
+    trials = (data / "dev" / "trials").read_text().splitlines()
+    assert sum(t.endswith(" target") for t in trials) == 25 * 20 * 19 // 2
+    # log-Mel statistics separate real speakers somewhat, far from perfectly
+    score = (tmp_path / "exp" / "speechocean762" / "eval" / "baseline" / "score.json").read_text()
+    assert 5.0 < float(re.search(r'"eer": ([0-9.]+)', score).group(1)) < 25.0
 
 
 EMOTION_RECIPES = {
