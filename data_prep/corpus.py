@@ -219,7 +219,11 @@ def write_part(
         raise DataError(f"{corpus}: part '{part}' has no utterances to write")
     cut_set = CutSet.from_cuts(ordered)
     recordings = RecordingSet.from_recordings(c.recording for c in ordered)
-    supervisions = SupervisionSet.from_segments(s for c in ordered for s in c.supervisions)
+    # inside a cut supervision times count from the cut's start; the manifest counts from the
+    # recording's (a cut of a Kaldi segment starts inside its recording)
+    supervisions = SupervisionSet.from_segments(
+        s.with_offset(c.start) for c in ordered for s in c.supervisions
+    )
     written = list(
         write_manifests(out_dir, corpus, part, recordings, supervisions, cut_set).values()
     )

@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from lhotse import MonoCut, SupervisionSet
+from lhotse import MonoCut
 from lhotse.utils import fastcopy
 
 from data_prep.corpus import (
@@ -35,7 +35,7 @@ from data_prep.corpus import (
     require_dir,
 )
 from data_prep.splits import Split, check_audio, too_short, write_prepared
-from dino_speech.data.manifests import manifest_path, read_kaldi_list
+from dino_speech.data.manifests import read_kaldi_list
 from dino_speech.errors import DataError
 
 __all__ = ["prepare_kaldi_dir", "read_wav_scp"]
@@ -203,8 +203,6 @@ def prepare_kaldi_dir(
         source=str(data_dir),
         no_speakers_hint=f"no utterance of {data_dir} is in utt2spk",
     )
-    if has_segments:
-        _fix_supervision_times(out_dir, name, ["train", "dev"] if split.enabled else ["all"], cuts)
     return summary
 
 
@@ -223,18 +221,3 @@ def _cut(
     duration = end - start  # supervision times inside a cut are relative to the cut
     supervisions = [fastcopy(s, id=utt, start=0.0, duration=duration) for s in cut.supervisions]
     return fastcopy(cut, id=utt, start=start, duration=duration, supervisions=supervisions)
-
-
-def _fix_supervision_times(out_dir: Path, name: str, parts: list[str], cuts: list[MonoCut]) -> None:
-    """Rewrite the supervision manifests with times relative to the recording (Lhotse's
-    convention for them; inside a cut, times are relative to the cut)."""
-    by_id = {c.id: c for c in cuts}
-    for part in parts:
-        target = manifest_path(out_dir, name, "supervisions", part)
-        supervisions = SupervisionSet.from_file(target)
-        fixed = SupervisionSet.from_segments(
-            s.with_offset(by_id[s.id].start) if s.id in by_id else s for s in supervisions
-        )
-        tmp = target.with_name(target.name.replace(".jsonl.gz", ".tmp.jsonl.gz"))
-        fixed.to_file(tmp)
-        tmp.replace(target)
