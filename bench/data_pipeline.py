@@ -26,7 +26,7 @@ and speech files, RIRs) to a temporary folder, so it runs on a bare clone::
 
     python bench/data_pipeline.py                     # CPU, generated data
     python bench/data_pipeline.py --device cuda       # augmentation + fbank on the GPU
-    python bench/data_pipeline.py --corpus ../shared/data/fsdd/recordings   # real 8 kHz speech
+    python bench/data_pipeline.py --corpus /path/to/fsdd/recordings   # real 8 kHz speech
 """
 
 from __future__ import annotations
