@@ -1,21 +1,35 @@
 """Export a trained embedder to TorchScript or ONNX, features included.
 
-The exported module maps ONE waveform to its embedding:
+Two input forms (``input_form``):
 
-    input  ``wave``:      ``(S,)`` float32, mono, in [-1, 1], at the model's sample rate,
-                          any length of at least one frame (25 ms);
+``"batch"`` (the default; what a deployment serving many requests wants)
+    input  ``wave``:      ``(batch, samples)`` float32, mono, in [-1, 1], at the model's sample
+                          rate; row ``b`` holds its waveform in ``wave[b, :lengths[b]]`` and
+                          anything (zeros) after it;
+    input  ``lengths``:   ``(batch,)`` int64, the valid samples of each row, each at least one
+                          frame (25 ms, 400 samples at 16 kHz);
+    output ``embedding``: ``(batch, D)`` float32; row ``b`` is the embedding of
+                          ``wave[b, :lengths[b]]`` alone: frames past a row's length are masked,
+                          its mean normalisation and pooling use its valid frames only.
+    ``samples`` must be at least two frames (35 ms, 560 samples at 16 kHz).
+
+``"single"`` (one waveform per call, the original interface)
+    input  ``wave``:      ``(samples,)`` float32, mono, in [-1, 1], any length of at least one
+                          frame (25 ms);
     output ``embedding``: ``(D,)`` float32.
 
-The log-Mel fbank and its mean normalisation are part of the graph, so a deployment only
-resamples and mixes to mono. There is no windowing of long audio inside the graph (the Python
-:class:`~dino_speech.api.Embedder` does that); the whole waveform is embedded at once.
+Batch size and length are dynamic in both files. The log-Mel fbank and its mean normalisation
+are part of the graph, so a deployment only resamples and mixes to mono. There is no windowing
+of long audio inside the graph (the Python :class:`~dino_speech.api.Embedder` does that); each
+waveform is embedded whole.
 
-TorchScript is produced by tracing; ONNX by ``torch.onnx.export(dynamo=True)`` with a dynamic
-length (needs ``onnxscript``). After export the file is reloaded and checked against the eager
-model on two waveforms of different lengths (ONNX: the graph is validated with
-``onnx.checker`` and run with ``onnxruntime`` when it is installed). Model facts (sample rate,
-embedding size, fbank settings) travel inside the file: TorchScript ``_extra_files``
-``meta.json``, ONNX ``metadata_props``.
+TorchScript is produced by tracing; ONNX by ``torch.onnx.export(dynamo=True)`` (needs
+``onnxscript``). After export the file is reloaded and checked against the eager model of each
+waveform alone: the single form on two waveforms of different lengths, the batch form on a
+zero-padded batch of three waveforms of different lengths and on a batch of one (ONNX: the graph
+is validated with ``onnx.checker`` and run with ``onnxruntime`` when it is installed). Model
+facts (input form, sample rate, embedding size, fbank settings) travel inside the file:
+TorchScript ``_extra_files`` ``meta.json``, ONNX ``metadata_props``.
 """
 
 from __future__ import annotations
@@ -23,7 +37,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import sys
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,9 +52,20 @@ from dino_speech.config import to_dict
 from dino_speech.data.features import Fbank
 from dino_speech.errors import ConfigError, DataError
 
-__all__ = ["EXPORT_FORMATS", "ExportSummary", "WaveformEmbedder", "export_embedder"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "INPUT_FORMS",
+    "BatchWaveformEmbedder",
+    "ExportSummary",
+    "WaveformEmbedder",
+    "export_embedder",
+]
 
 EXPORT_FORMATS = ("torchscript", "onnx")
+INPUT_FORMS = ("batch", "single")
+
+# {"wave": array, ...} -> embedding(s): an exported model, reloaded
+Runner = Callable[[dict[str, np.ndarray]], np.ndarray]
 
 
 class WaveformEmbedder(nn.Module):
@@ -54,6 +81,20 @@ class WaveformEmbedder(nn.Module):
         return self.encoder(feats)[0]
 
 
+class BatchWaveformEmbedder(nn.Module):
+    """``wave (B, S)``, ``lengths (B,)`` → ``embedding (B, D)``: row ``b`` embeds
+    ``wave[b, :lengths[b]]`` as :class:`WaveformEmbedder` does alone (padding is masked)."""
+
+    def __init__(self, fbank: Fbank, encoder: nn.Module) -> None:
+        super().__init__()
+        self.fbank = fbank
+        self.encoder = encoder
+
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        feats, frame_lengths = self.fbank(wave, lengths)
+        return self.encoder(feats, frame_lengths)
+
+
 @dataclass
 class ExportSummary:
     """Where the export went and how closely it reproduces the eager model."""
@@ -64,19 +105,30 @@ class ExportSummary:
     embed_dim: int
     max_abs_diff: float | None  # None: not run (ONNX without onnxruntime)
     checked_lengths: tuple[int, ...]
+    input_form: str = "single"
+
+    def signature(self) -> str:
+        """The inputs and outputs of the exported model, in one line."""
+        if self.input_form == "batch":
+            return (
+                f"input 'wave': (batch, num_samples) float32 mono at {self.sample_rate} Hz, "
+                f"zero-padded; input 'lengths': (batch,) int64 valid samples per row; "
+                f"output 'embedding': (batch, {self.embed_dim}) float32"
+            )
+        return (
+            f"input 'wave': (num_samples,) float32 mono at {self.sample_rate} Hz; "
+            f"output 'embedding': ({self.embed_dim},) float32"
+        )
 
     def describe(self) -> str:
+        where = "in one padded batch and alone" if self.input_form == "batch" else ""
         check = (
             f"max |exported - eager| = {self.max_abs_diff:.2e} on waveforms of "
-            f"{', '.join(str(n) for n in self.checked_lengths)} samples"
+            f"{', '.join(str(n) for n in self.checked_lengths)} samples {where}".rstrip()
             if self.max_abs_diff is not None
             else "graph validated by onnx.checker (onnxruntime not installed: not run)"
         )
-        return (
-            f"{self.format} model -> {self.path}\n"
-            f"input 'wave': (num_samples,) float32 mono at {self.sample_rate} Hz; "
-            f"output 'embedding': ({self.embed_dim},) float32\n{check}"
-        )
+        return f"{self.format} model -> {self.path}\n{self.signature()}\n{check}"
 
 
 def export_embedder(
@@ -84,13 +136,21 @@ def export_embedder(
     out: str | Path,
     format: str = "torchscript",
     *,
+    input_form: str = "batch",
     example_seconds: float = 3.0,
     tolerance: float = 1e-4,
 ) -> ExportSummary:
-    """Export the embedder at ``model`` (experiment dir, embedder file or checkpoint).
+    """Export the embedder at ``model`` (experiment dir, embedder file, checkpoint, built-in).
+
+    Args:
+        input_form: ``"batch"`` (``wave (B, S)``, ``lengths (B,)`` → ``(B, D)``) or
+            ``"single"`` (``wave (S,)`` → ``(D,)``); see the module docstring.
+        example_seconds: length of the example waveforms traced and checked.
+        tolerance: largest allowed ``|exported - eager|`` over the checked embeddings.
 
     Raises:
-        ConfigError: unknown format, or ONNX export without ``onnx``/``onnxscript``.
+        ConfigError: unknown format or input form, or ONNX export without
+            ``onnx``/``onnxscript``.
         DataError: the model cannot be loaded, or the exported model differs from the eager
             one by more than ``tolerance`` (the file is removed then).
     """
@@ -98,12 +158,17 @@ def export_embedder(
 
     if format not in EXPORT_FORMATS:
         raise ConfigError(f"unknown export format '{format}'; valid: {', '.join(EXPORT_FORMATS)}")
+    if input_form not in INPUT_FORMS:
+        raise ConfigError(f"unknown input form '{input_form}'; valid: {', '.join(INPUT_FORMS)}")
     encoder, features, meta = load_embedder(model, "cpu")
-    module = WaveformEmbedder(Fbank(features), encoder).eval()
+    fbank = Fbank(features)
+    single = WaveformEmbedder(fbank, encoder).eval()
+    module = single if input_form == "single" else BatchWaveformEmbedder(fbank, encoder).eval()
     sr = features.sample_rate
     info = {
         "format": "dino_speech/exported-embedder-v1",
-        "input": "wave (num_samples,) float32 mono in [-1, 1]",
+        "input_form": input_form,
+        "input": _INPUT_DOC[input_form],
         "sample_rate": sr,
         "embed_dim": int(encoder.embed_dim),
         "features": to_dict(features),
@@ -111,19 +176,29 @@ def export_embedder(
         "meta": {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool))},
     }
     gen = torch.Generator().manual_seed(0)
-    lengths = (int(example_seconds * sr), int(0.77 * example_seconds * sr) + 123)
-    waves = [0.1 * torch.randn(n, generator=gen) for n in lengths]
+    n = int(example_seconds * sr)
+    lengths = (n, int(0.77 * n) + 123, int(0.21 * n) + 57)
+    waves = [0.1 * torch.randn(k, generator=gen) for k in lengths]
+    if input_form == "single":
+        example: tuple[torch.Tensor, ...] = (waves[0],)
+        checks = [{"wave": w.numpy()} for w in waves[:2]]
+        lengths = lengths[:2]
+    else:
+        # traced on a batch of two; checked on three mixed lengths and on a batch of one
+        example = _pad(waves[:2])
+        checks = [_batch_inputs(waves), _batch_inputs(waves[1:2])]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if format == "torchscript":
-        run = _export_torchscript(module, waves[0], out, info)
-    else:
-        run = _export_onnx(module, waves[0], out, info)
+    with _traceable(encoder):
+        if format == "torchscript":
+            run = _export_torchscript(module, example, out, info)
+        else:
+            run = _export_onnx(module, example, out, info)
     diff = None
     if run is not None:
         try:
             with torch.inference_mode():
-                diff = max(float(np.abs(run(w.numpy()) - module(w).numpy()).max()) for w in waves)
+                diff = max(_max_diff(run(inputs), single, inputs) for inputs in checks)
         except Exception as exc:
             out.unlink(missing_ok=True)
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -134,16 +209,56 @@ def export_embedder(
                 f"the exported {format} model differs from the eager model by {diff:.3g} "
                 f"(> {tolerance:g}); nothing written"
             )
-    return ExportSummary(out, format, sr, int(encoder.embed_dim), diff, lengths)
+    return ExportSummary(out, format, sr, int(encoder.embed_dim), diff, lengths, input_form)
+
+
+_INPUT_DOC = {
+    "batch": "wave (batch, num_samples) float32 mono in [-1, 1], zero-padded; "
+    "lengths (batch,) int64 valid samples per row -> embedding (batch, D) float32",
+    "single": "wave (num_samples,) float32 mono in [-1, 1] -> embedding (D,) float32",
+}
+
+
+def _pad(waves: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """1-D waveforms → zero-padded ``(B, max S)`` float32 and ``(B,)`` int64 lengths."""
+    lengths = torch.tensor([w.shape[0] for w in waves], dtype=torch.long)
+    batch = torch.zeros(len(waves), int(lengths.max()))
+    for row, wave in enumerate(waves):
+        batch[row, : wave.shape[0]] = wave
+    return batch, lengths
+
+
+def _batch_inputs(waves: Sequence[torch.Tensor]) -> dict[str, np.ndarray]:
+    wave, lengths = _pad(waves)
+    return {"wave": wave.numpy(), "lengths": lengths.numpy()}
+
+
+def _max_diff(got: np.ndarray, single: nn.Module, inputs: dict[str, np.ndarray]) -> float:
+    """``max |got - eager|``, the eager embedding taken of each waveform alone."""
+    wave = torch.from_numpy(inputs["wave"])
+    if "lengths" not in inputs:
+        return float(np.abs(got - single(wave).numpy()).max())
+    if got.shape[0] != wave.shape[0]:
+        raise ValueError(f"{wave.shape[0]} waveforms in, {got.shape[0]} embeddings out")
+    alone = [single(w[:n]).numpy() for w, n in zip(wave, inputs["lengths"].tolist(), strict=True)]
+    return float(np.abs(got - np.stack(alone)).max())
+
+
+def _traceable(encoder: nn.Module) -> contextlib.AbstractContextManager[None]:
+    """Around a trace: speechbrain's ECAPA masks made batch-size independent (if in use)."""
+    ecapa = sys.modules.get("dino_speech.models.ecapa")
+    if ecapa is not None and any(isinstance(m, ecapa.EcapaEncoder) for m in encoder.modules()):
+        return ecapa.traceable_masks()
+    return contextlib.nullcontext()
 
 
 def _export_torchscript(
-    module: nn.Module, example: torch.Tensor, out: Path, info: dict[str, Any]
-) -> Any:
+    module: nn.Module, example: tuple[torch.Tensor, ...], out: Path, info: dict[str, Any]
+) -> Runner:
     tmp = out.with_name(f".{out.name}.tmp")
     with torch.no_grad(), warnings.catch_warnings():
         # Shape-dependent Python branches are fixed at trace time; the check against the
-        # eager model on another length catches any that would change the result.
+        # eager model on other lengths (and batch sizes) catches any that would change the result.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated upstream
         traced = torch.jit.trace(module, example, check_trace=False)
@@ -151,14 +266,16 @@ def _export_torchscript(
         tmp.replace(out)
         loaded = torch.jit.load(str(out))
 
-    def run(wave: np.ndarray) -> np.ndarray:
+    def run(inputs: dict[str, np.ndarray]) -> np.ndarray:
         with torch.no_grad():
-            return loaded(torch.from_numpy(wave)).numpy()
+            return loaded(*(torch.from_numpy(v) for v in inputs.values())).numpy()
 
     return run
 
 
-def _export_onnx(module: nn.Module, example: torch.Tensor, out: Path, info: dict[str, Any]) -> Any:
+def _export_onnx(
+    module: nn.Module, example: tuple[torch.Tensor, ...], out: Path, info: dict[str, Any]
+) -> Runner | None:
     try:
         import onnx
         import onnxscript  # noqa: F401 - required by the dynamo exporter
@@ -166,17 +283,28 @@ def _export_onnx(module: nn.Module, example: torch.Tensor, out: Path, info: dict
         raise ConfigError(
             f"ONNX export needs the 'onnx' and 'onnxscript' packages ({exc.name} is missing)"
         ) from None
-    max_samples = 4 * 3600 * module.fbank.cfg.sample_rate  # four hours
-    samples = torch.export.Dim("samples", min=module.fbank.frame_length, max=max_samples)
+    fbank = module.fbank
+    max_samples = 4 * 3600 * fbank.cfg.sample_rate  # four hours
+    if len(example) == 1:
+        samples = torch.export.Dim("samples", min=fbank.frame_length, max=max_samples)
+        names, dynamic = ["wave"], {"wave": {0: samples}}
+    else:
+        # The fbank graph is exported for two frames or more (the exporter specialises a
+        # single frame); rows may still hold as little as one frame of valid audio.
+        min_samples = fbank.frame_length + fbank.frame_shift
+        samples = torch.export.Dim("samples", min=min_samples, max=max_samples)
+        batch = torch.export.Dim("batch", min=1, max=1 << 16)
+        names = ["wave", "lengths"]
+        dynamic = {"wave": {0: batch, 1: samples}, "lengths": {0: batch}}
     tmp = out.with_name(f".{out.name}.tmp")
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             module,
-            (example,),
+            example,
             dynamo=True,
-            dynamic_shapes={"wave": {0: samples}},
-            input_names=["wave"],
+            dynamic_shapes=dynamic,
+            input_names=names,
             output_names=["embedding"],
             external_data=False,
         )
@@ -193,7 +321,7 @@ def _export_onnx(module: nn.Module, example: torch.Tensor, out: Path, info: dict
         return None
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
 
-    def run(wave: np.ndarray) -> np.ndarray:
-        return session.run(None, {"wave": wave.astype(np.float32)})[0]
+    def run(inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return session.run(None, inputs)[0]
 
     return run

@@ -1,4 +1,5 @@
-"""``dino-speech export``: a trained embedder → TorchScript or ONNX (fbank inside)."""
+"""``dino-speech export``: a trained embedder → TorchScript or ONNX (fbank inside), batched
+(``wave (B, S)``, ``lengths (B,)``) or one waveform at a time (``wave (S,)``)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,16 @@ from dino_speech.cli.options import FILE, model_option
     default="torchscript",
     show_default=True,
     help="TorchScript (traced) or ONNX (torch.onnx dynamo exporter, "
-    "dynamic length; needs onnx and onnxscript).",
+    "dynamic batch and length; needs onnx and onnxscript).",
+)
+@click.option(
+    "--input-form",
+    type=click.Choice(["batch", "single"]),
+    default="batch",
+    show_default=True,
+    help="batch: wave (batch, num_samples) + lengths (batch,) -> embedding (batch, D), so a "
+    "server embeds many requests in one call; single: wave (num_samples,) -> embedding (D,), "
+    "the interface of earlier exports.",
 )
 @click.option(
     "--out",
@@ -32,15 +42,28 @@ from dino_speech.cli.options import FILE, model_option
     show_default=True,
     type=click.FloatRange(min=0),
     help="Largest allowed difference between exported and eager embeddings; the "
-    "export is checked on two waveforms and removed if it fails.",
+    "export is checked as described above and removed if it fails.",
 )
-def export(model: Path, fmt: str, out: Path, tolerance: float) -> None:
-    """Export a model that maps one waveform to its embedding.
+def export(model: Path, fmt: str, input_form: str, out: Path, tolerance: float) -> None:
+    """Export a model that maps waveforms to embeddings (fbank inside the graph).
 
-    Input 'wave': (num_samples,) float32 mono in [-1, 1] at the model's sample rate (printed);
-    output 'embedding': (D,) float32. Fbank features and mean normalisation are inside the
-    graph; long audio is embedded whole (no windowing). The sample rate, embedding size and
-    fbank settings are stored in the file (TorchScript extra file meta.json, ONNX metadata).
+    \b
+    --input-form batch (default):
+      input  'wave'      (batch, num_samples) float32, mono in [-1, 1] at the model's
+                         sample rate (printed), each row zero-padded after its audio;
+                         num_samples >= 2 frames (560 at 16 kHz, 25/10 ms)
+      input  'lengths'   (batch,) int64, valid samples of each row, >= 1 frame (400)
+      output 'embedding' (batch, D) float32; row b equals the embedding of
+                         wave[b, :lengths[b]] alone (padding is masked out)
+    --input-form single:
+      input  'wave'      (num_samples,) float32, mono in [-1, 1]
+      output 'embedding' (D,) float32
+
+    Batch size and length are dynamic. Fbank features and mean normalisation are inside the
+    graph; long audio is embedded whole (no windowing). The sample rate, embedding size, input
+    form and fbank settings are stored in the file (TorchScript extra file meta.json, ONNX
+    metadata). The export is reloaded and checked against the eager model of each waveform
+    alone (batch form: a padded batch of three lengths and a batch of one).
 
     \b
     Example:
@@ -48,5 +71,5 @@ def export(model: Path, fmt: str, out: Path, tolerance: float) -> None:
     """
     from dino_speech.export import export_embedder
 
-    summary = export_embedder(model, out, fmt, tolerance=tolerance)
+    summary = export_embedder(model, out, fmt, input_form=input_form, tolerance=tolerance)
     click.echo(summary.describe())

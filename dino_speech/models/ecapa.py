@@ -9,13 +9,19 @@ by reflection, so frames near the end of a padded item see padding. With ``mask_
 (default) the convolutions pad with zeros and the output of every TDNN block is zeroed past
 each item's length, so a padded item gets exactly the embedding it gets alone (in eval mode).
 Zero padding instead of reflection at the utterance edges is the only change to the network.
+
+:func:`traceable_masks` makes the network exportable with a dynamic batch size: speechbrain
+builds its masks with ``len(lengths)``, which a graph tracer records as the constant batch size
+of the example input.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import speechbrain.lobes.models.ECAPA_TDNN as sb_ecapa
 import torch
 from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN, TDNNBlock
 from speechbrain.nnet.CNN import Conv1d as SbConv1d
@@ -23,7 +29,38 @@ from torch import nn
 
 from dino_speech.models.pooling import effective_lengths, frame_mask
 
-__all__ = ["EcapaEncoder"]
+__all__ = ["EcapaEncoder", "traceable_masks"]
+
+
+def _length_mask(
+    length: torch.Tensor,
+    max_len: int | None = None,
+    dtype: torch.dtype | None = None,
+    device: torch.device | None = None,
+) -> torch.Tensor:
+    """Speechbrain's ``length_to_mask`` without ``len()``: ``(B,)`` lengths → ``(B, max_len)``,
+    1 where ``t < length[b]``; the same values, with the batch size kept symbolic."""
+    if max_len is None:
+        max_len = int(length.max().long().item())
+    steps = torch.arange(max_len, device=length.device, dtype=length.dtype)
+    mask = steps.unsqueeze(0) < length.unsqueeze(1)
+    return mask.to(dtype=dtype or length.dtype, device=device or length.device)
+
+
+@contextlib.contextmanager
+def traceable_masks() -> Iterator[None]:
+    """While active, speechbrain's ECAPA-TDNN builds its masks with :func:`_length_mask`.
+
+    For graph export (TorchScript tracing, ``torch.export``): speechbrain's own helper calls
+    ``len(lengths)``, which fixes the batch size of the traced graph to the example's. The
+    helper is restored on exit; use it around a trace only (it is not thread-safe).
+    """
+    original = sb_ecapa.length_to_mask
+    sb_ecapa.length_to_mask = _length_mask
+    try:
+        yield
+    finally:
+        sb_ecapa.length_to_mask = original
 
 
 class EcapaEncoder(nn.Module):

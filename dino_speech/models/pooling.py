@@ -27,12 +27,19 @@ def frame_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
 
 def effective_lengths(feats: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor | None:
     """Validated ``(B,)`` long lengths for ``feats (B, T, F)``, or None when every item fills
-    all ``T`` frames (then the encoders take the unmasked fast path)."""
+    all ``T`` frames (then the encoders take the unmasked fast path).
+
+    While a graph is traced or exported (TorchScript, ``torch.export`` / ONNX) the lengths are
+    always kept: whether every item is full is data, and the graph must take the masked path
+    that is right for any lengths.
+    """
     if lengths is None:
         return None
     if lengths.shape != (feats.shape[0],):
         raise ValueError(f"lengths must have shape ({feats.shape[0]},), got {tuple(lengths.shape)}")
     lengths = lengths.to(device=feats.device, dtype=torch.long)
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return lengths.clamp(min=1, max=feats.shape[1])
     if bool((lengths >= feats.shape[1]).all()):
         return None
     return lengths.clamp(min=1, max=feats.shape[1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import pytest
 import torch
@@ -118,3 +119,38 @@ def test_masked_mean_std_matches_slices() -> None:
     for b, n in enumerate(lengths.tolist()):
         torch.testing.assert_close(mean[b], x[b, :, :n].mean(-1))
         torch.testing.assert_close(std[b], x[b, :, :n].std(-1, unbiased=False))
+
+
+def test_traceable_masks_equal_speechbrains_and_are_restored() -> None:
+    import speechbrain.lobes.models.ECAPA_TDNN as sb_ecapa
+    from speechbrain.dataio.dataio import length_to_mask
+
+    from dino_speech.models.ecapa import traceable_masks
+
+    lengths = torch.tensor([3.0, 7.5, 0.4, 10.0])
+    with traceable_masks():
+        patched = sb_ecapa.length_to_mask
+        assert patched is not length_to_mask
+        for dtype in (None, torch.bool, torch.float32):
+            torch.testing.assert_close(
+                patched(lengths, max_len=10, dtype=dtype),
+                length_to_mask(lengths, max_len=10, dtype=dtype),
+            )
+    assert sb_ecapa.length_to_mask is length_to_mask
+
+
+def test_traced_ecapa_keeps_the_batch_size_dynamic() -> None:
+    # a trace on a batch of two must still mask each item of a batch of three
+    from dino_speech.models.ecapa import traceable_masks
+
+    torch.manual_seed(0)
+    encoder = build_encoder("ecapa_tiny", feat_dim=20).eval()
+    example = (torch.randn(2, 30, 20), torch.tensor([30, 17]))
+    with traceable_masks(), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer and deprecation warnings
+        traced = torch.jit.trace(encoder, example, check_trace=False)
+    feats, lengths = torch.randn(3, 40, 20), torch.tensor([40, 12, 25])
+    with torch.no_grad():
+        got = traced(feats, lengths)
+        alone = torch.cat([encoder(feats[i : i + 1, :n]) for i, n in enumerate(lengths.tolist())])
+    torch.testing.assert_close(got, alone, atol=1e-5, rtol=1e-4)
