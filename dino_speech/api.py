@@ -6,6 +6,7 @@
     a = emb.embed_file("a.wav")                          # (D,) float32
     X = emb.embed_files(paths, batch_size=32, num_workers=4)   # (N, D), input order
     emb.score(a, emb.embed_file("b.wav"))                # cosine similarity
+    emb.verify("a.wav", "b.wav")    # Verification(score, threshold, same); threshold.json
 
 Audio of any sample rate and channel count is read by :mod:`dino_speech.audio` (channels
 averaged, resampled to the model's rate). Utterances longer than ``chunk_seconds`` are cut into
@@ -45,7 +46,7 @@ from dino_speech.config import FbankConfig
 from dino_speech.data.features import Fbank
 from dino_speech.errors import ConfigError, DataError
 
-__all__ = ["EmbedResult", "Embedder"]
+__all__ = ["EmbedResult", "Embedder", "Verification"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,15 @@ class EmbedResult:
     ids: list[str]
     vectors: np.ndarray
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (id, reason)
+
+
+@dataclass(frozen=True)
+class Verification:
+    """One trial: cosine ``score``, the ``threshold`` used, and ``same = score >= threshold``."""
+
+    score: float
+    threshold: float
+    same: bool
 
 
 class Embedder:
@@ -75,6 +85,8 @@ class Embedder:
         max_batch_seconds: cap on padded audio per encoder batch (bounds memory; None: 20 s
             on a CPU, 480 s elsewhere, see the module docstring).
         precision: ``"bf16"`` runs the encoder under bfloat16 autocast on CUDA; ``"fp32"``.
+        model_path: where the model was loaded from (set by :meth:`from_pretrained`); its
+            stored decision threshold (``threshold.json``) is what :meth:`verify` uses.
     """
 
     def __init__(
@@ -89,6 +101,7 @@ class Embedder:
         min_seconds: float = 0.1,
         max_batch_seconds: float | None = None,
         precision: str = "fp32",
+        model_path: str | Path | None = None,
     ) -> None:
         if chunk_seconds is not None and not 0 <= chunk_overlap < chunk_seconds:
             raise ConfigError(
@@ -108,6 +121,7 @@ class Embedder:
             max_batch_seconds = _CPU_BATCH_SECONDS if self.device.type == "cpu" else 480.0
         self.max_batch_seconds = max_batch_seconds
         self.precision = precision
+        self.model_path = None if model_path is None else Path(model_path)
 
     @classmethod
     def from_pretrained(
@@ -122,6 +136,7 @@ class Embedder:
 
         resolved = resolve_device(str(device)) if isinstance(device, str) else device
         encoder, features, meta = load_embedder(path, resolved)
+        kwargs.setdefault("model_path", path)
         return cls(encoder, features, device=resolved, meta=meta, **kwargs)
 
     @property
@@ -280,6 +295,41 @@ class Embedder:
         y = y / np.maximum(np.linalg.norm(y, axis=-1, keepdims=True), 1e-12)
         s = np.sum(x * y, axis=-1)
         return float(s) if s.ndim == 0 else s
+
+    def verify(self, a: Any, b: Any, threshold: float | None = None) -> Verification:
+        """Same speaker or not: cosine score of ``a`` and ``b`` (audio paths or ``(D,)``
+        embeddings) against ``threshold``.
+
+        ``threshold=None`` takes the one stored beside the model (``threshold.json``, see
+        :mod:`dino_speech.eval.threshold_store`).
+
+        Raises:
+            ConfigError: no threshold given and none stored for this model.
+            AudioError: unreadable audio (naming the file).
+        """
+        if threshold is None:
+            threshold = self.stored_threshold()
+        score = self.score(a, b)
+        if not isinstance(score, float):
+            raise DataError("verify takes one pair; use score() for many")
+        return Verification(score, float(threshold), bool(score >= threshold))
+
+    def stored_threshold(self) -> float:
+        """The decision threshold stored beside the model (``threshold.json``).
+
+        Raises:
+            ConfigError: there is none (or the model was not loaded from a path).
+        """
+        from dino_speech.eval.threshold_store import THRESHOLD_FILE, load_threshold
+
+        stored = load_threshold(self.model_path) if self.model_path is not None else None
+        if stored is None:
+            raise ConfigError(
+                f"no stored threshold for {self.model_path or 'this model'} (no "
+                f"{THRESHOLD_FILE} beside it): give a threshold, e.g. the EER threshold that "
+                f"'dino-speech score' prints"
+            )
+        return stored.threshold
 
     # ------------------------------------------------------------------ internals
 
