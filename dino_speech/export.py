@@ -37,9 +37,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,7 @@ class ExportSummary:
     max_abs_diff: float | None  # None: not run (ONNX without onnxruntime)
     checked_lengths: tuple[int, ...]
     input_form: str = "single"
+    card: Path | None = None  # the model card written beside the file
 
     def signature(self) -> str:
         """The inputs and outputs of the exported model, in one line."""
@@ -128,7 +130,8 @@ class ExportSummary:
             if self.max_abs_diff is not None
             else "graph validated by onnx.checker (onnxruntime not installed: not run)"
         )
-        return f"{self.format} model -> {self.path}\n{self.signature()}\n{check}"
+        card = f"\nmodel card -> {self.card}" if self.card is not None else ""
+        return f"{self.format} model -> {self.path}\n{self.signature()}\n{check}{card}"
 
 
 def export_embedder(
@@ -139,6 +142,7 @@ def export_embedder(
     input_form: str = "batch",
     example_seconds: float = 3.0,
     tolerance: float = 1e-4,
+    model_card: bool = True,
 ) -> ExportSummary:
     """Export the embedder at ``model`` (experiment dir, embedder file, checkpoint, built-in).
 
@@ -147,6 +151,8 @@ def export_embedder(
             ``"single"`` (``wave (S,)`` → ``(D,)``); see the module docstring.
         example_seconds: length of the example waveforms traced and checked.
         tolerance: largest allowed ``|exported - eager|`` over the checked embeddings.
+        model_card: write a ``README.md`` model card beside ``out``
+            (:func:`dino_speech.model_card.write_model_card`).
 
     Raises:
         ConfigError: unknown format or input form, or ONNX export without
@@ -209,13 +215,54 @@ def export_embedder(
                 f"the exported {format} model differs from the eager model by {diff:.3g} "
                 f"(> {tolerance:g}); nothing written"
             )
-    return ExportSummary(out, format, sr, int(encoder.embed_dim), diff, lengths, input_form)
+    summary = ExportSummary(out, format, sr, int(encoder.embed_dim), diff, lengths, input_form)
+    if model_card:
+        from dino_speech.model_card import write_model_card
+
+        summary.card = write_model_card(
+            out,
+            model,
+            embed_dim=summary.embed_dim,
+            sample_rate=sr,
+            file_entry=f"{format}, {summary.signature()}",
+            usage=_USAGE[format, input_form].replace('"MODEL"', json.dumps(out.name)),
+        )
+    return summary
 
 
 _INPUT_DOC = {
     "batch": "wave (batch, num_samples) float32 mono in [-1, 1], zero-padded; "
     "lengths (batch,) int64 valid samples per row -> embedding (batch, D) float32",
     "single": "wave (num_samples,) float32 mono in [-1, 1] -> embedding (D,) float32",
+}
+
+
+_USAGE = {
+    ("onnx", "batch"): """```python
+import numpy as np, onnxruntime as ort
+session = ort.InferenceSession("MODEL", providers=["CPUExecutionProvider"])
+# waves: list of 1-D float32 arrays at the model's sample rate
+lengths = np.array([len(w) for w in waves], dtype=np.int64)
+batch = np.zeros((len(waves), lengths.max()), dtype=np.float32)
+for row, w in enumerate(waves):
+    batch[row, : len(w)] = w
+embeddings = session.run(None, {"wave": batch, "lengths": lengths})[0]  # (batch, D)
+```""",
+    ("onnx", "single"): """```python
+import onnxruntime as ort
+session = ort.InferenceSession("MODEL", providers=["CPUExecutionProvider"])
+embedding = session.run(None, {"wave": wave})[0]  # wave (num_samples,) float32 -> (D,)
+```""",
+    ("torchscript", "batch"): """```python
+import torch
+model = torch.jit.load("MODEL")
+embeddings = model(batch, lengths)  # (B, S) float32 zero-padded, (B,) int64 -> (B, D)
+```""",
+    ("torchscript", "single"): """```python
+import torch
+model = torch.jit.load("MODEL")
+embedding = model(wave)  # (num_samples,) float32 -> (D,)
+```""",
 }
 
 
@@ -250,6 +297,20 @@ def _traceable(encoder: nn.Module) -> contextlib.AbstractContextManager[None]:
     if ecapa is not None and any(isinstance(m, ecapa.EcapaEncoder) for m in encoder.modules()):
         return ecapa.traceable_masks()
     return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _quiet_loggers(names: Sequence[str] = ("onnxscript", "onnx_ir")) -> Iterator[None]:
+    """The ONNX optimiser logs every rewrite at INFO; keep only its warnings during export."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _export_torchscript(
@@ -297,7 +358,7 @@ def _export_onnx(
         names = ["wave", "lengths"]
         dynamic = {"wave": {0: batch, 1: samples}, "lengths": {0: batch}}
     tmp = out.with_name(f".{out.name}.tmp")
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), _quiet_loggers():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             module,

@@ -44,7 +44,18 @@ from dino_speech.cli.options import FILE, model_option
     help="Largest allowed difference between exported and eager embeddings; the "
     "export is checked as described above and removed if it fails.",
 )
-def export(model: Path, fmt: str, input_form: str, out: Path, tolerance: float) -> None:
+@click.option(
+    "--model-card/--no-model-card",
+    default=True,
+    show_default=True,
+    help="Write README.md beside the exported file: a model card with a YAML header "
+    "(task, library, training data from the experiment's config.yaml, embedding size, "
+    "sample rate, a license placeholder to fill in) and the verification results the "
+    "recipes recorded for the model (EXP/eval/NAME/*.json), if any.",
+)
+def export(
+    model: Path, fmt: str, input_form: str, out: Path, tolerance: float, model_card: bool
+) -> None:
     """Export a model that maps waveforms to embeddings (fbank inside the graph).
 
     \b
@@ -71,5 +82,7 @@ def export(model: Path, fmt: str, input_form: str, out: Path, tolerance: float) 
     """
     from dino_speech.export import export_embedder
 
-    summary = export_embedder(model, out, fmt, input_form=input_form, tolerance=tolerance)
+    summary = export_embedder(
+        model, out, fmt, input_form=input_form, tolerance=tolerance, model_card=model_card
+    )
     click.echo(summary.describe())
