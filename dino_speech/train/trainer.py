@@ -46,7 +46,8 @@ class TrainResult:
 
     exp_dir: Path
     steps: int
-    total_steps: int
+    total_steps: int  # train.epochs x steps per epoch
+    planned_steps: int  # where the schedules end: total_steps, or what a fitted budget holds
     epochs_done: int
     stopped_by_time: bool
     last_loss: float | None
@@ -55,7 +56,7 @@ class TrainResult:
 
     def summary(self) -> str:
         lines = [
-            f"DINO training in {self.exp_dir}: {self.steps}/{self.total_steps} steps, "
+            f"DINO training in {self.exp_dir}: {self.steps}/{self.planned_steps} steps, "
             f"{self.epochs_done} epochs done"
             + (" (stopped by the train.max_minutes budget)" if self.stopped_by_time else ""),
         ]
@@ -171,6 +172,7 @@ class DinoTrainer(ResumableLoop):
             exp_dir=self.exp_dir,
             steps=self.step,
             total_steps=self.total_steps,
+            planned_steps=self.planned_steps,
             epochs_done=self.epoch,
             stopped_by_time=stopped_by_time,
             last_loss=self.last_loss,

@@ -7,6 +7,7 @@ emotion and VoxCeleb recipes run on small fake corpora in the slow suite (``-m s
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -184,7 +185,7 @@ def test_real_speech_recipe_on_an_audio_folder_then_rerun_is_a_no_op(
     train = {line.split()[1] for line in (data / "train" / "utt2spk").read_text().splitlines()}
     assert len(dev) == 3 and not dev & train and dev | train == set(speakers)
     table = (exp / "results.md").read_text()
-    numbers = r" \| ".join([NUMBER] * 3)
+    numbers = r" \| ".join([NUMBER] * 5)  # EER, 2 minDCF; AS-norm EER and minDCF
     for label in (
         r"log-Mel statistics \(logmel-stats, no training\)",
         r"ecapa_tiny, untrained",
@@ -203,6 +204,11 @@ def test_real_speech_recipe_on_an_audio_folder_then_rerun_is_a_no_op(
     score = (exp / "eval" / "baseline" / "score.json").read_text()
     eer = float(re.search(r'"eer": ([0-9.]+)', score).group(1))
     assert f"| {eer:.2f} |" in table
+    # its AS-norm columns are those of the scores normalised against the training utterances
+    asnorm = json.loads((exp / "eval" / "baseline" / "asnorm.json").read_text())
+    assert f"| {asnorm['eer']:.2f} | {asnorm['min_dcf']['0.01']:.3f} |" in table
+    cohort = (exp / "eval" / "baseline" / "cohort" / "xvector.scp").read_text().splitlines()
+    assert len(cohort) == sum(1 for _ in (data / "train" / "wav.scp").open())
 
     before = _mtimes(tmp_path)
     second = run("egs/speechocean762/dino/run.sh", *args, cwd=tmp_path)

@@ -263,7 +263,8 @@ def test_budget_fitted_schedule_ends_with_the_budget(
     lr = trainer.schedules.lr
     if fit:
         # The plan shrank to what the budget holds and the run ended on it, at the final lr.
-        assert trainer.planned_steps == result.steps == lr.total_steps
+        assert trainer.planned_steps == result.planned_steps == result.steps == lr.total_steps
+        assert f"{result.steps}/{result.steps} steps" in result.summary()
         assert 20 <= result.steps < 30
         assert lr(result.steps) == pytest.approx(cfg.optim.min_lr)
         blob = load_checkpoint(tmp_path / "exp" / "checkpoints" / f"step-{result.steps:08d}.pt")

@@ -9,6 +9,8 @@
 #   stage 2: the DINO encoder untrained (random init, seed of the DINO recipe)
 #   stage 3: DINO training on the training speakers' audio, no labels (--dino-minutes)
 #   stage 4: embed the dev speakers with the DINO teacher; cosine scoring (EER, minDCF)
+#            and, with --asnorm true, AS-norm scoring against a cohort of the training
+#            utterances embedded by the same model (unlabelled; every model's rows get both)
 #   stage 5: --pl-rounds pseudo-labeling rounds (cluster the training embeddings, margin
 #            softmax on the clusters), each round's model embedded and scored on dev
 #   stage 6: only with --ceiling true: the supervised ceiling, the same encoder trained from
@@ -41,6 +43,8 @@ pl_rounds=2             # pseudo-labeling rounds
 pl_minutes=""           # time budget of each fine-tuning stage in minutes (empty: the recipe's)
 pl_overrides=""         # extra KEY=VALUE overrides of the pseudo-label recipe, space-separated
 ceiling=false           # true: also train the supervised ceiling (stage 6)
+asnorm=true             # true: also score with AS-norm, the training utterances as cohort
+asnorm_top_n=300        # cohort scores AS-norm averages per utterance
 ceiling_config=""       # its recipe (empty: recipes/speechocean_ceiling.yaml)
 ceiling_minutes=""      # its time budget in minutes (empty: --dino-minutes)
 ceiling_overrides=""    # extra KEY=VALUE overrides of the ceiling recipe, space-separated
@@ -62,25 +66,39 @@ ceiling_minutes=${ceiling_minutes:-$dino_minutes}
 read -r -a dino_extra <<< "$dino_overrides"
 read -r -a pl_extra <<< "$pl_overrides"
 read -r -a ceiling_extra <<< "$ceiling_overrides"
-case $ceiling in
-  true | false) ;;
-  *)
-    echo "$0: --ceiling must be true or false, got '$ceiling'" >&2
-    exit 2
-    ;;
-esac
+for flag in ceiling asnorm; do
+  case ${!flag} in
+    true | false) ;;
+    *)
+      echo "$0: --$flag must be true or false, got '${!flag}'" >&2
+      exit 2
+      ;;
+  esac
+done
 absolute_dirs data_dir exp_dir
 eval_dir=$exp_dir/eval
 train_cuts=$data_dir/audio_cuts_train.jsonl.gz
 trials=$data_dir/dev/trials
 
+# round_model DIR: the model a pseudo-labeling round ended with: its full fine-tuning stage,
+# or its frozen one when the recipe has no full stage (finetune.full_epochs=0)
+round_model() {
+  if [ -f "$1/ft_full/embedder.pt" ]; then echo "$1/ft_full"; else echo "$1/ft_frozen"; fi
+}
+
 # score_dev NAME MODEL: embeddings of the dev speakers by MODEL in EVAL_DIR/NAME, cosine
-# scores of the dev trials (EVAL_DIR/NAME/score.*)
+# scores of the dev trials (EVAL_DIR/NAME/score.*); with --asnorm true also the training
+# utterances' embeddings (EVAL_DIR/NAME/cohort) and AS-norm scores (EVAL_DIR/NAME/asnorm.*)
 score_dev() {
   local dir=$eval_dir/$1
   mkdir -p "$dir"
   embed_once "$dir" "$2" "$data_dir/dev/wav.scp"
   score_once "$dir/score" "$trials" "$dir/xvector.scp"
+  if [ "$asnorm" = true ]; then
+    embed_once "$dir/cohort" "$2" "$train_cuts"
+    score_once "$dir/asnorm" "$trials" "$dir/xvector.scp" --norm asnorm \
+      --cohort "$dir/cohort/xvector.scp" --top-n "$asnorm_top_n"
+  fi
 }
 
 if run_stage 0; then
@@ -150,7 +168,7 @@ if run_stage 5; then
   fi
   for ((r = 1; r <= pl_rounds; r++)); do
     echo "  round $r model:"
-    score_dev "pl$r" "$exp_dir/pl/round$r/ft_full"
+    score_dev "pl$r" "$(round_model "$exp_dir/pl/round$r")"
   done
 fi
 
@@ -166,17 +184,19 @@ if run_stage 6 && [ "$ceiling" = true ]; then
       ${ceiling_extra[@]+"${ceiling_extra[@]}"} | indent
     touch "$exp_dir/ceiling/.done"
   fi
-  score_dev ceiling "$exp_dir/ceiling/round1/ft_full"
+  score_dev ceiling "$(round_model "$exp_dir/ceiling/round1")"
 fi
 
 if run_stage 7; then
   echo "stage 7: results ($exp_dir/results.md)"
-  # row NAME LABEL [CLUSTERS]: one table row from EVAL_DIR/NAME/score.json (none without it)
+  # row NAME LABEL [CLUSTERS]: one table row from EVAL_DIR/NAME/{score,asnorm}.json (none
+  # without the first; "-" in the AS-norm columns without the second)
   row() {
-    local json=$eval_dir/$1/score.json
+    local json=$eval_dir/$1/score.json norm=$eval_dir/$1/asnorm.json
     [ -f "$json" ] || return 0
     echo "| $2 | $(fmt %.2f "$(json_number "$json" eer)") |" \
       "$(fmt %.3f "$(json_number "$json" 0.01)") | $(fmt %.3f "$(json_number "$json" 0.05)") |" \
+      "$(fmt %.2f "$(json_number "$norm" eer)") | $(fmt %.3f "$(json_number "$norm" 0.01)") |" \
       "${3:--} |"
   }
   # clusters R: "C clusters, NMI x, purity y, kept z%" of round R's clustering
@@ -194,8 +214,9 @@ print("%d clusters, NMI %.3f, purity %.3f, kept %.0f%%" % (q["clusters"], q.get(
   n_targets=$(grep -c ' target$' "$trials" 2> /dev/null || echo "?")
   n_train=$(cut -d ' ' -f 2 "$data_dir/train/utt2spk" 2> /dev/null | sort -u | grep -c . || true)
   {
-    echo "| system | EER % | minDCF (p=0.01) | minDCF (p=0.05) | pseudo-labels |"
-    echo "|---|---|---|---|---|"
+    echo "| system | EER % | minDCF (p=0.01) | minDCF (p=0.05) | AS-norm EER % |" \
+      "AS-norm minDCF (p=0.01) | pseudo-labels |"
+    echo "|---|---|---|---|---|---|---|"
     row baseline "log-Mel statistics (logmel-stats, no training)"
     row untrained "${model:-encoder}, untrained"
     row dino "DINO teacher (${model:-?}, ${steps:-?} steps, no labels)"
@@ -205,7 +226,9 @@ print("%d clusters, NMI %.3f, purity %.3f, kept %.0f%%" % (q["clusters"], q.get(
     row ceiling "supervised ceiling (true labels, same encoder and time)" "true speakers"
     echo
     echo "Dev: $dev_speakers held-out speakers, $n_trials trials ($n_targets target), cosine" \
-      "scoring. Training: ${n_train:-?} speakers' audio, labels unused (except the ceiling)."
+      "scoring; AS-norm: top $asnorm_top_n of a cohort of the training utterances, embedded" \
+      "by each model. Training: ${n_train:-?} speakers' audio, labels unused (except the" \
+      "ceiling)."
     echo "Machine: $(machine_info "$device"), device $device. Wall time: prepare" \
       "$(stage_time prepare), DINO $(stage_time dino), pseudo-labeling" \
       "$(stage_time pseudo_label), ceiling $(stage_time ceiling)."
