@@ -162,13 +162,11 @@ def eer(
     Example:
         dino-speech eer --trials data/test/trials --scores exp/scores/test.txt --json
     """
-    from dino_speech.eval.verification import read_scores, read_trials, scores_for_trials
+    from dino_speech.eval.trials import check_classes, read_scored_trials
 
-    trial_list = read_trials(trials)
-    trial_list.check_both_classes(f"trial list {trials}")
-    enroll, test, values = read_scores(scores)
-    matched = scores_for_trials(trial_list, enroll, test, values, str(scores))
-    _report(matched, trial_list.labels, p_targets or _P_TARGETS, det_plot, as_json, str(trials))
+    matched, labels = read_scored_trials(trials, scores)
+    check_classes(labels, f"trial list {trials}")
+    _report(matched, labels, p_targets or _P_TARGETS, det_plot, as_json, str(trials))
 
 
 def _report(
