@@ -372,6 +372,11 @@ class TrainConfig:
     tensorboard: bool = True
     # Steps a teacher collapse (uniform or one-prototype output) must last before a warning.
     collapse_patience: int = 1000
+    # Under DDP (more than one process): BatchNorm statistics of the student and the teacher
+    # over the global batch of all processes, as the original DINO (torch.nn.SyncBatchNorm on
+    # CUDA, an all-reduce BatchNorm on CPU/gloo); false: each process normalises its own share.
+    # No effect in one process.
+    sync_batchnorm: bool = True
 
 
 @dataclass
@@ -543,6 +548,9 @@ class PseudoLabelTrainConfig:
     # With max_minutes: the learning-rate schedule of each stage ends when its budget ends.
     fit_to_budget: bool = True
     tensorboard: bool = True
+    # Under DDP: the encoder's BatchNorm statistics over the global batch of all processes
+    # (see TrainConfig.sync_batchnorm); no effect in one process or in a frozen stage.
+    sync_batchnorm: bool = True
 
 
 @dataclass

@@ -51,6 +51,7 @@ from dino_speech.train.data import DinoBatchSource
 from dino_speech.train.distributed import DistContext, all_reduce_mean, init_distributed
 from dino_speech.train.loop import LoopSettings, ResumableLoop, TrainingDivergedError
 from dino_speech.train.optim import clip_gradients
+from dino_speech.train.sync_bn import convert_sync_batchnorm
 
 __all__ = [
     "FINETUNE_CHECKPOINT_FORMAT",
@@ -177,6 +178,8 @@ class MarginFinetuner(ResumableLoop):
         torch.manual_seed(tc.seed)
         self.init = load_init_model(init)
         self.encoder = self.init.encoder.to(self.device)
+        if self.ctx.distributed and tc.sync_batchnorm:
+            self.encoder = convert_sync_batchnorm(self.encoder, self.device)
         dim = int(self.encoder.embed_dim)
         self.classifier = AAMSoftmax.from_config(cfg.margin, dim, len(self.classes))
         self.warm_margin = classifier_init is None

@@ -36,6 +36,7 @@ from dino_speech.train.distributed import DistContext, all_reduce_mean, init_dis
 from dino_speech.train.loop import LoopSettings, ResumableLoop, TrainingDivergedError
 from dino_speech.train.monitor import CollapseDetector, effective_rank, embedding_std
 from dino_speech.train.step import DinoStep, StepOutput, build_optimizer
+from dino_speech.train.sync_bn import convert_sync_batchnorm
 
 __all__ = ["DinoTrainer", "TrainResult", "TrainingDivergedError", "train_dino"]
 
@@ -120,6 +121,8 @@ class DinoTrainer(ResumableLoop):
         backbone = build_encoder(cfg.model.name, feat_dim=feat_dim, **cfg.model.kwargs)
         student = MultiCropModel(backbone, build_dino_head(backbone.embed_dim, cfg.dino))
         self.student = student.to(self.device)
+        if self.ctx.distributed and tc.sync_batchnorm:  # student and teacher (a copy)
+            self.student = convert_sync_batchnorm(self.student, self.device)
         self.teacher = copy.deepcopy(self.student)
         for p in self.teacher.parameters():
             p.requires_grad_(False)
@@ -160,7 +163,9 @@ class DinoTrainer(ResumableLoop):
         self._log(
             f"{cfg.model.name}: {_count(backbone) / 1e6:.2f} M encoder + "
             f"{_count(student.head) / 1e6:.2f} M head parameters; {self.ctx.world_size} "
-            f"process(es) on {self.device}; {self.steps_per_epoch} steps/epoch x "
+            f"process(es) on {self.device}"
+            + (" (BatchNorm synchronised)" if self.ctx.distributed and tc.sync_batchnorm else "")
+            + f"; {self.steps_per_epoch} steps/epoch x "
             f"{tc.epochs} epochs; batch {cfg.data.batch_size}/process"
         )
 
