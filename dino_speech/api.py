@@ -42,6 +42,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from dino_speech.audio import AudioError, read_audio, read_cut, resample, validate_waveform
+from dino_speech.audio_checks import warn_if_silent, warn_silent_items
 from dino_speech.config import FbankConfig
 from dino_speech.data.features import Fbank
 from dino_speech.errors import ConfigError, DataError
@@ -158,6 +159,7 @@ class Embedder:
     def embed_file(self, path: str | Path) -> np.ndarray:
         """Embedding ``(D,)`` float32 of one audio file (raises AudioError naming it)."""
         wave = read_audio(path, self.sample_rate, min_seconds=self.min_seconds)
+        warn_if_silent(wave, path)
         return self._embed_waves([wave])[0]
 
     def embed_array(self, wave: np.ndarray | torch.Tensor, sample_rate: int) -> np.ndarray:
@@ -346,6 +348,7 @@ class Embedder:
         items: Sequence[tuple[str, Any]],
         batch_size: int,
     ) -> Iterator[tuple[str, np.ndarray | AudioError]]:
+        warn_silent_items(pool, items)
         waves = [w for _, w in pool if not isinstance(w, AudioError)]
         vectors = iter(self._embed_waves(waves, batch_size))
         for index, wave in pool:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -266,3 +267,28 @@ def test_torchrun_style_two_processes_merge(setup, tmp_path):
     assert [p.returncode for p in procs] == [0, 0], outputs
     _check(tmp_path / "d" / "xvector.scp", names, want)
     assert not (tmp_path / "d" / "shards").exists()
+
+
+def test_silent_audio_warns_naming_the_file(setup, tmp_path, caplog):
+    root, names, want = setup
+    write_audio(tmp_path / "zeros.wav", np.zeros(16000), 16000)
+    write_audio(tmp_path / "hum.wav", 3e-5 * np.ones(16000), 16000)  # one PCM step: -90 dBFS
+    (tmp_path / "wav.scp").write_text(
+        f"quiet {tmp_path}/zeros.wav\nu0 {root}/wavs/u0.wav\nhum {tmp_path}/hum.wav\n"
+    )
+    args = ["--model", root / "exp", "--wav-scp", tmp_path / "wav.scp"]
+    with caplog.at_level(logging.WARNING, logger="dino_speech"):
+        result = _run([*args, "--out-dir", tmp_path / "o", "--num-workers", "0", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    silent = [r.getMessage() for r in caplog.records if "near-silent" in r.getMessage()]
+    assert len(silent) == 2, silent
+    assert silent[0].startswith(f"quiet ({tmp_path}/zeros.wav): ") and "-inf dBFS" in silent[0]
+    assert silent[1].startswith("hum (") and "its embedding is noise" in silent[1]
+    assert not any("u0" in m for m in silent)
+    # Still embedded: the warning does not drop the file.
+    assert list(kaldiio.load_scp(str(tmp_path / "o" / "xvector.scp"))) == ["quiet", "u0", "hum"]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dino_speech"):
+        Embedder.from_pretrained(root / "exp").embed_file(root / "wavs" / "u0.wav")
+        Embedder.from_pretrained(root / "exp").embed_file(tmp_path / "zeros.wav")
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [str(tmp_path / "zeros.wav")]
