@@ -15,7 +15,10 @@ plain types and tensors only (it loads with ``weights_only=True``)::
     }
 
 ``EXP/checkpoints/latest`` names the newest checkpoint; it is rewritten (atomically) after
-each save, so a run killed at any moment resumes from a complete file.
+each save, so a run killed at any moment resumes from a complete file. Pruning never deletes
+the checkpoint written before the newest one (:func:`prune_checkpoints` ``protect``), so a
+newest file damaged afterwards (a full disk, a copy cut short) leaves one to resume from
+(:func:`resume_candidates`, newest first).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import os
 import random
 import re
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +47,7 @@ __all__ = [
     "load_checkpoint",
     "prune_checkpoints",
     "restore_rng",
+    "resume_candidates",
     "save_checkpoint",
 ]
 
@@ -79,6 +84,23 @@ def find_latest(directory: Path) -> Path | None:
     return max(files, key=lambda p: p.stat().st_mtime) if files else None
 
 
+def resume_candidates(directory: Path) -> list[Path]:
+    """The checkpoints to resume from, best first: the one ``latest`` names (as
+    :func:`find_latest`), then the other step and epoch checkpoints, newest first by time."""
+    first = find_latest(directory)
+    if first is None:
+        return []
+    files = [p for p in directory.glob("*.pt") if _STEP_RE.match(p.name) or _EPOCH_RE.match(p.name)]
+    others = sorted((p for p in files if p != first), key=_age_key, reverse=True)
+    return [first, *others]
+
+
+def _age_key(path: Path) -> tuple[int, int]:
+    """Modification time, then the step or epoch number (files of one clock tick)."""
+    match = _STEP_RE.match(path.name) or _EPOCH_RE.match(path.name)
+    return path.stat().st_mtime_ns, int(match.group(1)) if match else -1
+
+
 def load_checkpoint(
     path: Path, fmt: str = CHECKPOINT_FORMAT, what: str = "dino_speech training checkpoint"
 ) -> dict[str, Any]:
@@ -86,9 +108,12 @@ def load_checkpoint(
     return load_torch_file(path, (fmt,), what)
 
 
-def prune_checkpoints(directory: Path, keep_steps: int, keep_epochs: int) -> list[Path]:
+def prune_checkpoints(
+    directory: Path, keep_steps: int, keep_epochs: int, protect: Iterable[Path | None] = ()
+) -> list[Path]:
     """Delete all but the newest ``keep_steps`` step and ``keep_epochs`` epoch checkpoints
-    (0 keeps all). Returns the deleted paths."""
+    (0 keeps all), never a path in ``protect``. Returns the deleted paths."""
+    spared = {Path(p).name for p in protect if p is not None}
     deleted = []
     for pattern, keep in ((_STEP_RE, keep_steps), (_EPOCH_RE, keep_epochs)):
         found = sorted(
@@ -96,6 +121,8 @@ def prune_checkpoints(directory: Path, keep_steps: int, keep_epochs: int) -> lis
         )
         if keep > 0:
             for _, path in found[:-keep]:
+                if path.name in spared:
+                    continue
                 path.unlink(missing_ok=True)
                 deleted.append(path)
     return deleted

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from dino_speech.errors import ConfigError, DinoSpeechError
+from dino_speech.errors import ConfigError, DataError, DinoSpeechError
 from dino_speech.train import checkpoint as ckpt
 from dino_speech.train.data import DinoBatchSource
 from dino_speech.train.distributed import (
@@ -324,16 +324,19 @@ class ResumableLoop:
             },
             "ranks": ranks,
         }
-        ckpt.save_checkpoint(self.ckpt_dir, name, blob)
+        previous = ckpt.find_latest(self.ckpt_dir)
+        path = ckpt.save_checkpoint(self.ckpt_dir, name, blob)
         s = self.settings
-        ckpt.prune_checkpoints(self.ckpt_dir, s.keep_steps, s.keep_epochs)
+        # The one before the newest stays, whatever keep_last says: the fallback of a resume
+        # that finds the newest damaged.
+        protect = [previous] if previous is not None and previous != path else []
+        ckpt.prune_checkpoints(self.ckpt_dir, s.keep_steps, s.keep_epochs, protect=protect)
 
     def _resume_latest(self) -> None:
         """Continue from the newest checkpoint, if there is one (call after building)."""
-        path = self._latest
-        if path is None:
+        if self._latest is None:
             return
-        blob = ckpt.load_checkpoint(path, self.checkpoint_format, "checkpoint of this trainer")
+        path, blob = self._read_resume_checkpoint()
         self._load_state(blob, path)
         self.step, self.epoch = blob["step"], blob["epoch"]
         self.batch_in_epoch = blob["batch_in_epoch"]
@@ -356,6 +359,50 @@ class ResumableLoop:
             self.batch_in_epoch = 0
         self._log(f"resumed from {path} at step {self.step} (epoch {self.epoch})")
 
+    def _read_resume_checkpoint(self) -> tuple[Path, dict[str, Any]]:
+        """The newest readable checkpoint and its contents.
+
+        A newest file that cannot be read (truncated, corrupt) is not deleted: the main
+        process moves it aside as ``NAME.unreadable`` (so no later save overwrites it and no
+        later resume tries it again) and the run resumes from the previous one, with a warning
+        naming both. DataError when no checkpoint can be read.
+        """
+        what = "checkpoint of this trainer"
+        candidates = ckpt.resume_candidates(self.ckpt_dir) or [self._latest]
+        first_error: DataError | None = None
+        bad: list[Path] = []
+        for path in candidates:
+            try:
+                blob = ckpt.load_checkpoint(path, self.checkpoint_format, what)
+            except DataError as exc:
+                first_error = first_error or exc
+                bad.append(path)
+                continue
+            if bad:
+                kept = [self._set_aside(p) for p in bad]
+                self._warn(
+                    f"cannot read the newest checkpoint {bad[0]} ({_reason(first_error)}); "
+                    f"resuming from the previous one, {path}, instead; the unreadable file "
+                    f"was kept as {', '.join(str(k) for k in kept)}"
+                )
+            return path, blob
+        assert first_error is not None
+        raise first_error
+
+    def _set_aside(self, path: Path) -> Path:
+        target = path.with_name(path.name + ".unreadable")
+        if not self.ctx.is_main:
+            return target
+        n = 1
+        while target.exists():
+            target = path.with_name(f"{path.name}.unreadable.{n}")
+            n += 1
+        try:
+            path.rename(target)
+        except OSError:
+            return path  # stays where it is (a later save of that name replaces it)
+        return target
+
     # ------------------------------------------------------------------ logging
 
     def _log(self, message: str) -> None:
@@ -369,3 +416,10 @@ class ResumableLoop:
     def _close(self) -> None:
         if self.monitor is not None:
             self.monitor.close()
+
+
+def _reason(error: DataError | None) -> str:
+    """The reason of a load error, without the path it starts with."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
+    text = text.split(": ", 1)[1] if ": " in text else text
+    return text if len(text) <= 200 else text[:197] + "..."
