@@ -49,6 +49,7 @@ from dino_speech.pseudo_label.stages import (
     write_json,
 )
 from dino_speech.train.distributed import DistContext, init_distributed
+from dino_speech.train.exp_lock import experiment_lock
 
 if TYPE_CHECKING:
     from lhotse import CutSet
@@ -81,6 +82,21 @@ def run_pseudo_label(
     exp_dir = Path(exp_dir)
     init_path = resolve_model_path(init)
     ctx = init_distributed(cfg.train.device)
+    try:
+        with experiment_lock(exp_dir, ctx):
+            return _run_rounds(cfg, init_path, exp_dir, rounds, ctx, progress)
+    finally:
+        ctx.close()
+
+
+def _run_rounds(
+    cfg: PseudoLabelConfig,
+    init_path: Path,
+    exp_dir: Path,
+    rounds: int,
+    ctx: DistContext,
+    progress: bool,
+) -> dict[str, Any]:
     log: TextIO | None = None
     try:
         if ctx.is_main:
@@ -103,7 +119,6 @@ def run_pseudo_label(
     finally:
         if log is not None:
             log.close()
-        ctx.close()
 
 
 def round_config(cfg: PseudoLabelConfig, r: int) -> PseudoLabelConfig:

@@ -8,7 +8,8 @@ scheduled learning rate and weight decay (the head's last layer frozen in the fi
 then the teacher moves towards the student (EMA, cosine momentum) and the centre towards the
 teacher's batch mean.
 
-Files in ``EXP``: ``config.yaml``, ``train.log``, ``tb/`` (TensorBoard), ``checkpoints/``
+Files in ``EXP``: ``.lock`` (while a run uses it; see :mod:`dino_speech.train.exp_lock`),
+``config.yaml``, ``train.log``, ``tb/`` (TensorBoard), ``checkpoints/``
 (see :mod:`dino_speech.train.checkpoint`) and ``embedder.pt`` (the teacher's encoder, written
 every epoch and at the end; see :mod:`dino_speech.models.package`).
 """
@@ -33,6 +34,7 @@ from dino_speech.ssl.schedules import DinoSchedules
 from dino_speech.train import checkpoint as ckpt
 from dino_speech.train.data import DinoBatchSource
 from dino_speech.train.distributed import DistContext, all_reduce_mean, init_distributed
+from dino_speech.train.exp_lock import experiment_lock
 from dino_speech.train.loop import LoopSettings, ResumableLoop, TrainingDivergedError
 from dino_speech.train.monitor import CollapseDetector, effective_rank, embedding_std
 from dino_speech.train.step import DinoStep, StepOutput, build_optimizer
@@ -314,7 +316,9 @@ def train_dino(
         # Crops have fixed sizes, so cuDNN's per-shape algorithm search pays off.
         torch.backends.cudnn.benchmark = True
     try:
-        return DinoTrainer(cfg, exp_dir, resume=resume, dist_ctx=ctx, progress=progress).fit()
+        with experiment_lock(exp_dir, ctx):
+            trainer = DinoTrainer(cfg, exp_dir, resume=resume, dist_ctx=ctx, progress=progress)
+            return trainer.fit()
     finally:
         ctx.close()
 
@@ -327,11 +331,11 @@ def write_untrained_embedder(cfg: DinoExperimentConfig, exp_dir: str | Path) -> 
     feat_dim = cfg.data.features.num_mel_bins
     backbone = build_encoder(cfg.model.name, feat_dim=feat_dim, **cfg.model.kwargs)
     exp_dir = Path(exp_dir)
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, exp_dir / "config.yaml")
-    path = exp_dir / "embedder.pt"
-    info = {"source": "untrained", "step": 0, "epoch": 0, "seed": cfg.train.seed}
-    save_embedder(path, backbone.eval(), cfg.model, cfg.data.features, info)
+    with experiment_lock(exp_dir):
+        save_config(cfg, exp_dir / "config.yaml")
+        path = exp_dir / "embedder.pt"
+        info = {"source": "untrained", "step": 0, "epoch": 0, "seed": cfg.train.seed}
+        save_embedder(path, backbone.eval(), cfg.model, cfg.data.features, info)
     return path
 
 

@@ -271,3 +271,50 @@ def test_oracle_needs_true_speakers(
     )
     with pytest.raises(ConfigError, match="oracle needs true speakers"):
         run_pseudo_label(cfg, init_model, tmp_path / "exp", rounds=1, progress=False)
+
+
+LOCK_HOLDER = (
+    "import sys\n"
+    "from dino_speech.train.exp_lock import experiment_lock\n"
+    "with experiment_lock(sys.argv[1]):\n"
+    "    print('held', flush=True)\n"
+    "    sys.stdin.read()\n"
+)
+
+
+def test_an_experiment_in_use_is_refused(
+    one_round: tuple[Path, dict], tiny_pl_config: PseudoLabelConfig, init_model: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    import subprocess
+    import sys
+
+    from click.testing import CliRunner
+
+    from dino_speech.cli.main import cli
+    from dino_speech.config import save_config
+    from dino_speech.train.exp_lock import ExperimentLockedError
+
+    assert not (one_round[0] / ".lock").exists()  # released after a finished run
+    exp = tmp_path / "exp"
+    child = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(exp)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "held\n"
+        with pytest.raises(ExperimentLockedError, match=f"in use by process {child.pid} "):
+            run_pseudo_label(tiny_pl_config, init_model, exp, rounds=1, progress=False)
+        save_config(tiny_pl_config, tmp_path / "pl.yaml")
+        args = ["pseudo-label", "run", "--config", str(tmp_path / "pl.yaml"), "--init",
+                str(init_model), "--exp-dir", str(exp), "--rounds", "1", "--quiet"]  # fmt: skip
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: ") and str(child.pid) in lines[0]
+        assert sorted(p.name for p in exp.iterdir()) == [".lock"]  # nothing else written
+    finally:
+        child.kill()
+        child.wait()
