@@ -413,10 +413,19 @@ class ClusterConfig:
     # Keep this fraction of the variance with PCA (0 < v < 1); null skips PCA.
     pca_variance: float | None = 0.99
     # k-means clusters: required for method=kmeans; for kmeans_ahc it defaults to
-    # ceil(N / samples_per_cluster), capped at max_preclusters (AHC memory is quadratic).
+    # ceil(N / samples_per_cluster), never capped.
     num_clusters: int | None = None
     samples_per_cluster: float = 4.0
+    # The most pre-clusters (kmeans_ahc) or points (ahc) clustered in one piece: one k-means
+    # over all points and one dense AHC (memory k^2 / 2 distances). Above it, kmeans_ahc works
+    # by parts (dino_speech.pseudo_label.cluster_large): k-means with an inverted-file
+    # assignment, then AHC inside k-means cells of the centroids and AHC of the clusters'
+    # means, level by level.
     max_preclusters: int = 20000
+    # By parts with faiss: each point is compared with the pre-clusters of its ivf_nprobe
+    # nearest coarse cells only; without faiss, k-means runs inside cells of ~cell_points.
+    ivf_nprobe: int = 8
+    cell_points: int = 2000
     kmeans_iters: int = 20
     kmeans_init: Literal["random", "kmeans++"] = "random"
     # faiss only: stop once an iteration changes the k-means objective by less than this

@@ -1,4 +1,5 @@
-"""``dino-speech pseudo-label run``: iterative pseudo-labeling from a trained (DINO) model."""
+"""``dino-speech pseudo-label run``: iterative pseudo-labeling from a trained (DINO) model;
+``dino-speech pseudo-label cluster``: its clustering step on an embedding file."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from dino_speech.cli.options import FILE, embeddings_option, progress_option, show_progress
 from dino_speech.cli.run_options import config_option, load_run_config, run_options
 
 
@@ -86,3 +88,83 @@ def run(
     summary = run_pseudo_label(cfg, init, exp_dir, rounds=rounds, progress=not quiet)
     if os.environ.get("RANK", "0") == "0":  # under torchrun: one table, not one per process
         click.echo(format_summary(summary))
+
+
+@pseudo_label.command(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="""\b
+The clustering of one pseudo-labeling round, on embeddings you already have: L2, PCA,
+k-means over-clustering (N / samples_per_cluster pre-clusters, never capped), cosine AHC
+of the centroids, size filter. Above cluster.max_preclusters pre-clusters it runs by
+parts (k-means with an inverted-file assignment, AHC in cells, then of the cells'
+clusters), so 10^6 embeddings fit a few GB. Writes OUT/utt2cluster ('utt cluster',
+left-out utterances absent) and OUT/summary.json; a warning says when the settings
+leave out more than half of the utterances.
+
+\b
+Examples:
+  dino-speech pseudo-label cluster --embeddings exp/embed/train/xvector.scp \\
+      --config recipes/pseudo_label_ecapa_c512.yaml --out-dir exp/clusters \\
+      --utt2spk data/train/utt2spk
+  dino-speech pseudo-label cluster --embeddings emb.npz --out-dir OUT \\
+      cluster.ahc_threshold_mode=neighbours cluster.min_size=4""",
+)
+@embeddings_option("Embeddings to cluster")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Recipe YAML (a PseudoLabelConfig): its 'cluster' section is used. "
+    "Default: the built-in cluster defaults.",
+)
+@click.option(
+    "--out-dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where utt2cluster and summary.json go (created).",
+)
+@click.option(
+    "--cuts",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Lhotse cuts whose custom['speaker'] (speaker_key) scores NMI and purity.",
+)
+@click.option(
+    "--utt2spk",
+    type=FILE,
+    default=None,
+    help="Kaldi utt2spk that scores NMI and purity (instead of --cuts).",
+)
+@progress_option()
+@click.argument("overrides", nargs=-1)
+def cluster(
+    embeddings: Path,
+    config_path: Path | None,
+    out_dir: Path,
+    cuts: Path | None,
+    utt2spk: Path | None,
+    progress: bool | None,
+    overrides: tuple[str, ...],
+) -> None:
+    """Cluster embeddings into pseudo-speakers, as one round of pseudo-labeling does.
+
+    OVERRIDES are KEY=VALUE settings of the recipe, e.g. cluster.min_size=4.
+    """
+    from dino_speech.config import PseudoLabelConfig, load_config
+    from dino_speech.errors import ConfigError
+    from dino_speech.pseudo_label.cluster_files import (
+        cluster_embedding_file,
+        format_cluster_summary,
+        true_speakers,
+    )
+
+    if cuts is not None and utt2spk is not None:
+        raise ConfigError("give --cuts or --utt2spk, not both")
+    cfg = load_config(PseudoLabelConfig, config_path, overrides)
+    speakers = true_speakers(cuts, utt2spk, cfg.speaker_key)
+    summary = cluster_embedding_file(
+        embeddings, cfg.cluster, out_dir, speakers=speakers, progress=show_progress(progress)
+    )
+    click.echo(format_cluster_summary(summary))
+    click.echo(f"labels: {out_dir / 'utt2cluster'}  summary: {out_dir / 'summary.json'}")

@@ -12,7 +12,9 @@ The chain (:func:`cluster_embeddings` with ``method="kmeans_ahc"``), after hyper
 3. agglomerative clustering of the k-means centroids on cosine, merging while the linkage
    similarity is above the threshold (fixed, or read off the centroids' own similarities:
    :mod:`dino_speech.pseudo_label.threshold`); every utterance takes its centroid's merged
-   label. The pairwise matrix is over centroids, not utterances, which is what lets this scale;
+   label. The pairwise matrix is over centroids, not utterances; above ``max_preclusters``
+   pre-clusters both steps run in cells (:mod:`dino_speech.pseudo_label.cluster_large`), so
+   nothing of size N x k or k x k is built at any N;
 4. clusters outside ``[min_size, max_size]`` are left out (``oversize`` picks what happens to
    clusters above ``max_size``: dropped, cut to a random subset, or kept).
 
@@ -364,47 +366,33 @@ def cluster_embeddings(
                 raise ConfigError("cluster.num_clusters is required with method=kmeans")
             k = cfg.num_clusters
         else:
-            k = cfg.num_clusters or math.ceil(n / cfg.samples_per_cluster)
-            if k > cfg.max_preclusters:
-                logger.info(
-                    "capping %d k-means pre-clusters at max_preclusters=%d", k, cfg.max_preclusters
-                )
-            k = min(k, cfg.max_preclusters, n)
+            k = min(cfg.num_clusters or math.ceil(n / cfg.samples_per_cluster), n)
         if k > n:
             raise ConfigError(f"cluster.num_clusters={k} is more than the {n} embeddings")
-        result = kmeans(
-            Z,
-            k,
-            backend=cfg.backend,
-            spherical=cfg.l2_normalize,
-            niter=cfg.kmeans_iters,
-            init=cfg.kmeans_init,
-            seed=cfg.seed,
-            tol=cfg.kmeans_tol,
-            algorithm=cfg.sklearn_algorithm,
-            batch_size=cfg.minibatch_size,
-            progress=progress,
-        )
-        labels = result.labels
-        if cfg.method == "kmeans_ahc":
-            used = np.unique(labels)  # k-means can leave a centroid without points
-            centroids = result.centroids[used]
-            threshold = merge_threshold(centroids, cfg)
-            merged = ahc_cosine(centroids, threshold, cfg.ahc_linkage)
-            lookup = np.full(k, -1, dtype=np.int64)
-            lookup[used] = merged
-            labels = lookup[labels]
-            logger.info(
-                "AHC (cosine > %.3f, %s): %d centroids -> %d clusters",
-                threshold,
-                cfg.ahc_linkage,
-                used.size,
-                np.unique(merged).size,
-            )
+        if cfg.method == "kmeans_ahc" and k > cfg.max_preclusters:
+            labels = _kmeans_ahc_by_parts(Z, n / k, cfg, progress)
+        else:
+            labels = _kmeans_ahc_whole(Z, k, cfg, progress)
 
     before = np.unique(labels).size
+    sizes = np.bincount(labels[labels >= 0])
     labels = filter_cluster_sizes(labels, cfg.min_size, cfg.max_size, cfg.oversize, cfg.seed)
     kept = labels >= 0
+    if kept.mean() < 0.5:
+        small = int(sizes[sizes < cfg.min_size].sum())
+        large = 0 if cfg.max_size is None else int(sizes[sizes > cfg.max_size].sum())
+        logger.warning(
+            "clustering kept only %d of %d utterances (%.1f%%): %d are in clusters below "
+            "cluster.min_size=%d, %d in clusters above cluster.max_size=%s (oversize: %s)",
+            int(kept.sum()),
+            n,
+            100 * kept.mean(),
+            small,
+            cfg.min_size,
+            large,
+            cfg.max_size,
+            cfg.oversize,
+        )
     logger.info(
         "clustering (%s): %d clusters of size [%s, %s] kept of %d; %d/%d utterances (%.1f%%) "
         "in %.1f s",
@@ -419,6 +407,76 @@ def cluster_embeddings(
         time.perf_counter() - started,
     )
     return labels
+
+
+def _kmeans_ahc_whole(Z: np.ndarray, k: int, cfg: ClusterConfig, progress: bool) -> np.ndarray:
+    """k-means over all points; for kmeans_ahc one dense AHC of the centroids."""
+    result = kmeans(
+        Z,
+        k,
+        backend=cfg.backend,
+        spherical=cfg.l2_normalize,
+        niter=cfg.kmeans_iters,
+        init=cfg.kmeans_init,
+        seed=cfg.seed,
+        tol=cfg.kmeans_tol,
+        algorithm=cfg.sklearn_algorithm,
+        batch_size=cfg.minibatch_size,
+        progress=progress,
+    )
+    labels = result.labels
+    if cfg.method != "kmeans_ahc":
+        return labels
+    used = np.unique(labels)  # k-means can leave a centroid without points
+    centroids = result.centroids[used]
+    threshold = merge_threshold(centroids, cfg)
+    merged = ahc_cosine(centroids, threshold, cfg.ahc_linkage)
+    lookup = np.full(k, -1, dtype=np.int64)
+    lookup[used] = merged
+    logger.info(
+        "AHC (cosine > %.3f, %s): %d centroids -> %d clusters",
+        threshold,
+        cfg.ahc_linkage,
+        used.size,
+        np.unique(merged).size,
+    )
+    return lookup[labels]
+
+
+def _kmeans_ahc_by_parts(
+    Z: np.ndarray, per_cluster: float, cfg: ClusterConfig, progress: bool
+) -> np.ndarray:
+    """The same chain in cells (:mod:`dino_speech.pseudo_label.cluster_large`)."""
+    from dino_speech.pseudo_label import cluster_large
+
+    if resolve_backend(cfg.backend) == "faiss":
+        pre, centroids = cluster_large.precluster_ivf(Z, per_cluster, cfg, progress=progress)
+    else:
+        logger.warning(
+            "k-means of %d points into %d pre-clusters without faiss: k-means in cells instead "
+            "(less pure at this size; pip install faiss-cpu)",
+            Z.shape[0],
+            round(Z.shape[0] / per_cluster),
+        )
+        pre, centroids, _ = cluster_large.precluster_in_cells(
+            Z, per_cluster, cfg, progress=progress
+        )
+    cells = cluster_large.centroid_cells(centroids, cfg)
+    # the threshold from whole random cells (a centroid's nearest neighbours are in its own
+    # cell, so their similarities are those of the whole set), as many as one dense step takes
+    sizes = np.bincount(cells)
+    order = np.random.default_rng(cfg.seed).permutation(sizes.size)
+    chosen = order[np.cumsum(sizes[order]) <= max(cfg.max_preclusters, sizes.max())]
+    threshold = merge_threshold(centroids[np.isin(cells, chosen)], cfg)
+    merged = cluster_large.merge_by_parts(centroids, threshold, cfg, cells, progress=progress)
+    logger.info(
+        "AHC by parts (cosine > %.3f, %s): %d centroids -> %d clusters",
+        threshold,
+        cfg.ahc_linkage,
+        centroids.shape[0],
+        np.unique(merged).size,
+    )
+    return merged[pre]
 
 
 def merge_threshold(points: np.ndarray, cfg: ClusterConfig) -> float:
@@ -473,6 +531,10 @@ def _check_config(cfg: ClusterConfig) -> None:
         )
     if cfg.max_preclusters < 1:
         raise ConfigError(f"cluster.max_preclusters must be >= 1, got {cfg.max_preclusters}")
+    if cfg.ivf_nprobe < 1:
+        raise ConfigError(f"cluster.ivf_nprobe must be >= 1, got {cfg.ivf_nprobe}")
+    if cfg.cell_points < 2:
+        raise ConfigError(f"cluster.cell_points must be >= 2, got {cfg.cell_points}")
     if cfg.min_size < 1:
         raise ConfigError(f"cluster.min_size must be >= 1, got {cfg.min_size}")
     if cfg.max_size is not None and cfg.max_size < cfg.min_size:

@@ -115,3 +115,62 @@ def test_missing_init_is_a_usage_error(setup: tuple[Path, Path], tmp_path: Path)
          "--exp-dir", str(tmp_path / "exp")]
     )  # fmt: skip
     assert code == 2 and "--init" in out and "Traceback" not in out
+
+
+def _clusterable(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    """An .npz of 12 speakers x 20 utterances and its utt2spk."""
+    import numpy as np
+
+    from dino_speech.embeddings import save_npz
+
+    rng = np.random.default_rng(0)
+    means = rng.standard_normal((12, 16))
+    spk = np.repeat(np.arange(12), 20)
+    X = (means[spk] + 0.3 * rng.standard_normal((spk.size, 16))).astype(np.float32)
+    ids = [f"s{s:02d}-u{i:03d}" for i, s in enumerate(spk)]
+    npz = save_npz(tmp_path / "emb.npz", ids, X)
+    utt2spk = tmp_path / "utt2spk"
+    utt2spk.write_text("".join(f"{u} s{s:02d}\n" for u, s in zip(ids, spk, strict=True)))
+    return npz, utt2spk, ids
+
+
+def test_cluster_writes_labels_and_summary(tmp_path: Path) -> None:
+    npz, utt2spk, ids = _clusterable(tmp_path)
+    recipe = REPO / "recipes" / "pseudo_label_ecapa_c512.yaml"
+    out = tmp_path / "clusters"
+    code, output = run(
+        [
+            "pseudo-label",
+            "cluster",
+            "--embeddings",
+            str(npz),
+            "--config",
+            str(recipe),
+            "--out-dir",
+            str(out),
+            "--utt2spk",
+            str(utt2spk),
+            "cluster.min_size=4",
+        ]
+    )
+    assert code == 0, output
+    summary = json.loads((out / "summary.json").read_text())
+    lines = (out / "utt2cluster").read_text().splitlines()
+    assert len(lines) == summary["kept"] and {line.split()[0] for line in lines} <= set(ids)
+    assert summary["utterances"] == 240 and summary["speakers"] == 12
+    assert summary["nmi"] > 0.95 and summary["purity"] > 0.95 and summary["kept_fraction"] > 0.9
+    assert summary["config"]["min_size"] == 4  # the override, on top of the recipe
+    assert f"NMI {summary['nmi']:.4f}" in output
+
+
+def test_cluster_user_errors_are_one_line(tmp_path: Path) -> None:
+    npz, utt2spk, _ = _clusterable(tmp_path)
+    out = str(tmp_path / "o")
+    for args, message in [
+        (["--embeddings", str(tmp_path / "nope.npz")], "embeddings file not found"),
+        (["--embeddings", str(npz), "--utt2spk", str(utt2spk), "--cuts", str(npz)], "not both"),
+        (["--embeddings", str(npz), "cluster.min_sise=4"], "min_sise"),
+    ]:
+        code, output = run(["pseudo-label", "cluster", *args, "--out-dir", out])
+        assert code == 2, output
+        assert output.count("Error:") == 1 and "Traceback" not in output and message in output
