@@ -44,7 +44,7 @@ from tqdm import tqdm
 from dino_speech.audio import AudioError, read_audio, read_cut, resample, validate_waveform
 from dino_speech.audio_checks import warn_if_silent, warn_silent_items
 from dino_speech.config import FbankConfig
-from dino_speech.data.features import Fbank
+from dino_speech.data.features import build_fbank
 from dino_speech.errors import ConfigError, DataError
 
 __all__ = ["EmbedResult", "Embedder", "Verification"]
@@ -113,7 +113,7 @@ class Embedder:
         self.device = torch.device(device)
         self.encoder = encoder.to(self.device).eval()
         self.features = features
-        self.fbank = Fbank(features).to(self.device).eval()
+        self.fbank = build_fbank(features).to(self.device).eval()
         self.meta = dict(meta or {})
         self.chunk_seconds = chunk_seconds
         self.chunk_overlap = chunk_overlap
@@ -128,7 +128,10 @@ class Embedder:
     def from_pretrained(
         cls, path: str | Path, device: str | torch.device = "cpu", **kwargs: Any
     ) -> Embedder:
-        """Load ``EXP/embedder.pt``, an embedder file, or a DINO training checkpoint (teacher).
+        """Load ``EXP/embedder.pt``, an embedder file, a DINO training checkpoint (teacher), a
+        speechbrain ECAPA model folder (``hyperparams.yaml`` + ``embedding_model.ckpt``, e.g. a
+        local copy of ``spkrec-ecapa-voxceleb``: speechbrain's fbank, normalisation and network,
+        embeddings as its ``EncoderClassifier.encode_batch``) or a built-in model name.
 
         ``device="auto"`` picks CUDA when available; ``kwargs`` go to :class:`Embedder`.
         """

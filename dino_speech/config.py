@@ -229,6 +229,11 @@ class FbankConfig:
     # Waveforms in [-1, 1] are scaled to Kaldi's 16-bit sample range before framing, as Kaldi,
     # hyperion and WeSpeaker do; it only moves the log floor (float32 eps) relative to speech.
     wave_scale: float = 32768.0
+    # "kaldi": this toolkit's Kaldi-compatible fbank (dino_speech.data.features.Fbank);
+    # "speechbrain": speechbrain's own Fbank and sentence mean normalisation, the front end of
+    # a speechbrain ECAPA model folder (dino_speech.models.speechbrain_ecapa.SpeechbrainFbank;
+    # mean_norm "utterance" or "none", wave_scale 1).
+    frontend: Literal["kaldi", "speechbrain"] = "kaldi"
 
 
 @dataclass

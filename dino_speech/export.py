@@ -19,7 +19,9 @@ Two input forms (``input_form``):
     output ``embedding``: ``(D,)`` float32.
 
 Batch size and length are dynamic in both files. The log-Mel fbank and its mean normalisation
-are part of the graph, so a deployment only resamples and mixes to mono. There is no windowing
+are part of the graph, so a deployment only resamples and mixes to mono (for a speechbrain ECAPA
+model folder: speechbrain's own fbank and sentence normalisation, see
+:mod:`dino_speech.models.speechbrain_ecapa`). There is no windowing
 of long audio inside the graph (the Python :class:`~dino_speech.api.Embedder` does that); each
 waveform is embedded whole.
 
@@ -50,7 +52,7 @@ import torch
 from torch import nn
 
 from dino_speech.config import to_dict
-from dino_speech.data.features import Fbank
+from dino_speech.data.features import build_fbank
 from dino_speech.errors import ConfigError, DataError
 
 __all__ = [
@@ -72,7 +74,7 @@ Runner = Callable[[dict[str, np.ndarray]], np.ndarray]
 class WaveformEmbedder(nn.Module):
     """``wave (S,)`` → ``embedding (D,)``: fbank + encoder of one utterance."""
 
-    def __init__(self, fbank: Fbank, encoder: nn.Module) -> None:
+    def __init__(self, fbank: nn.Module, encoder: nn.Module) -> None:
         super().__init__()
         self.fbank = fbank
         self.encoder = encoder
@@ -86,7 +88,7 @@ class BatchWaveformEmbedder(nn.Module):
     """``wave (B, S)``, ``lengths (B,)`` → ``embedding (B, D)``: row ``b`` embeds
     ``wave[b, :lengths[b]]`` as :class:`WaveformEmbedder` does alone (padding is masked)."""
 
-    def __init__(self, fbank: Fbank, encoder: nn.Module) -> None:
+    def __init__(self, fbank: nn.Module, encoder: nn.Module) -> None:
         super().__init__()
         self.fbank = fbank
         self.encoder = encoder
@@ -167,7 +169,7 @@ def export_embedder(
     if input_form not in INPUT_FORMS:
         raise ConfigError(f"unknown input form '{input_form}'; valid: {', '.join(INPUT_FORMS)}")
     encoder, features, meta = load_embedder(model, "cpu")
-    fbank = Fbank(features)
+    fbank = build_fbank(features)
     single = WaveformEmbedder(fbank, encoder).eval()
     module = single if input_form == "single" else BatchWaveformEmbedder(fbank, encoder).eval()
     sr = features.sample_rate
@@ -293,9 +295,11 @@ def _max_diff(got: np.ndarray, single: nn.Module, inputs: dict[str, np.ndarray])
 
 def _traceable(encoder: nn.Module) -> contextlib.AbstractContextManager[None]:
     """Around a trace: speechbrain's ECAPA masks made batch-size independent (if in use)."""
-    ecapa = sys.modules.get("dino_speech.models.ecapa")
-    if ecapa is not None and any(isinstance(m, ecapa.EcapaEncoder) for m in encoder.modules()):
-        return ecapa.traceable_masks()
+    sb_ecapa = sys.modules.get("speechbrain.lobes.models.ECAPA_TDNN")
+    if sb_ecapa is not None and any(isinstance(m, sb_ecapa.ECAPA_TDNN) for m in encoder.modules()):
+        from dino_speech.models.ecapa import traceable_masks
+
+        return traceable_masks()
     return contextlib.nullcontext()
 
 

@@ -35,3 +35,89 @@ def synthetic_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synthetic_corpus")
     prepare_synthetic(out, **SYNTHETIC_CORPUS_SETTINGS)
     return out
+
+
+# A speechbrain ECAPA model folder in the layout of spkrec-ecapa-voxceleb (its hyperparams.yaml,
+# shrunk): `pretrained_path` is never fetched by dino_speech; speechbrain's own
+# EncoderClassifier is pointed at the folder with an override of it.
+SPEECHBRAIN_HYPERPARAMS = """\
+# ############################################################################
+# Model: ECAPA for speaker verification (layout of speechbrain/spkrec-ecapa-voxceleb)
+# ############################################################################
+
+n_mels: 80
+pretrained_path: speechbrain/spkrec-ecapa-voxceleb
+out_n_neurons: 7205
+
+compute_features: !new:speechbrain.lobes.features.Fbank
+    n_mels: !ref <n_mels>
+
+mean_var_norm: !new:speechbrain.processing.features.InputNormalization
+    norm_type: sentence
+    std_norm: False
+
+embedding_model: !new:speechbrain.lobes.models.ECAPA_TDNN.ECAPA_TDNN
+    input_size: !ref <n_mels>
+    channels: [32, 32, 32, 32, 96]
+    kernel_sizes: [5, 3, 3, 3, 1]
+    dilations: [1, 2, 3, 4, 1]
+    attention_channels: 16
+    se_channels: 16
+    res2net_scale: 4
+    lin_neurons: 24
+
+mean_var_norm_emb: !new:speechbrain.processing.features.InputNormalization
+    norm_type: global
+    std_norm: False
+
+modules:
+    compute_features: !ref <compute_features>
+    mean_var_norm: !ref <mean_var_norm>
+    embedding_model: !ref <embedding_model>
+    mean_var_norm_emb: !ref <mean_var_norm_emb>
+
+pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+    loadables:
+        embedding_model: !ref <embedding_model>
+        mean_var_norm_emb: !ref <mean_var_norm_emb>
+    paths:
+        embedding_model: !ref <pretrained_path>/embedding_model.ckpt
+        mean_var_norm_emb: !ref <pretrained_path>/mean_var_norm_emb.ckpt
+"""
+
+
+def write_speechbrain_folder(folder: Path, seed: int = 0) -> Path:
+    """A randomly initialised speechbrain ECAPA_TDNN saved as speechbrain saves it: the
+    ``state_dict`` in ``embedding_model.ckpt`` (BatchNorm statistics randomised too, so eval
+    mode is not the identity), ``InputNormalization`` statistics in ``mean_var_norm_emb.ckpt``.
+    """
+    import torch
+    from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+    from speechbrain.processing.features import InputNormalization
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "hyperparams.yaml").write_text(SPEECHBRAIN_HYPERPARAMS)
+    torch.manual_seed(seed)
+    model = ECAPA_TDNN(
+        80,
+        channels=[32, 32, 32, 32, 96],
+        attention_channels=16,
+        se_channels=16,
+        res2net_scale=4,
+        lin_neurons=24,
+    )
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.normal_(0.0, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    torch.save(model.state_dict(), folder / "embedding_model.ckpt")
+    norm = InputNormalization(norm_type="global", std_norm=False).train()
+    norm(torch.randn(4, 1, 24), torch.ones(4))
+    norm._save(folder / "mean_var_norm_emb.ckpt")  # what speechbrain's checkpointer calls
+    return folder
+
+
+@pytest.fixture(scope="session")
+def speechbrain_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A speechbrain ECAPA model folder (see :func:`write_speechbrain_folder`); read-only."""
+    return write_speechbrain_folder(tmp_path_factory.mktemp("sb") / "spkrec-ecapa-tiny")

@@ -27,7 +27,14 @@ from torch import nn
 from dino_speech.config import FbankConfig
 from dino_speech.errors import ConfigError
 
-__all__ = ["Fbank", "kaldi_mel_banks", "num_frames", "sliding_mean_norm", "utterance_mean_norm"]
+__all__ = [
+    "Fbank",
+    "build_fbank",
+    "kaldi_mel_banks",
+    "num_frames",
+    "sliding_mean_norm",
+    "utterance_mean_norm",
+]
 
 _PREEMPHASIS = 0.97
 _CPU_CHUNK_FRAMES = 512
@@ -186,6 +193,10 @@ class Fbank(nn.Module):
     def __init__(self, cfg: FbankConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg = cfg or FbankConfig()
+        if cfg.frontend != "kaldi":
+            raise ConfigError(
+                f"Fbank computes the 'kaldi' front end, not '{cfg.frontend}'; use build_fbank"
+            )
         if cfg.mean_norm not in ("sliding", "utterance", "none"):
             raise ConfigError(
                 f"unknown mean_norm '{cfg.mean_norm}'; valid: sliding, utterance, none"
@@ -288,3 +299,17 @@ class Fbank(nn.Module):
             for i, (_, _, lo, hi) in enumerate(self._mel_bands)
         ]
         return torch.cat(parts, dim=-1)
+
+
+def build_fbank(cfg: FbankConfig | None = None) -> nn.Module:
+    """The feature front end ``cfg`` describes: :class:`Fbank` (``frontend: kaldi``) or
+    speechbrain's (``frontend: speechbrain``,
+    :class:`~dino_speech.models.speechbrain_ecapa.SpeechbrainFbank`). Both map
+    ``waves (B, S), lengths (B,) | None`` to ``feats (B, T, F), frame_lengths (B,)`` and have
+    ``cfg``, ``feat_dim``, ``frame_length`` and ``frame_shift`` (samples)."""
+    cfg = cfg or FbankConfig()
+    if cfg.frontend == "speechbrain":
+        from dino_speech.models.speechbrain_ecapa import SpeechbrainFbank
+
+        return SpeechbrainFbank(cfg)
+    return Fbank(cfg)

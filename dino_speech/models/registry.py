@@ -15,6 +15,10 @@ resnet_tiny    ResNet with 8 base channels and one block per stage        128   
 logmel_stats   no network: mean + std of each feature over frames         2 x F       0
 =============  =========================================================  ==========  ======
 
+``speechbrain_ecapa`` is speechbrain's ``ECAPA_TDNN`` with the arguments a speechbrain model
+folder's ``hyperparams.yaml`` gives it (no preset; see
+:mod:`dino_speech.models.speechbrain_ecapa`).
+
 (Parameter counts for 80 mel bins.) Keyword arguments override a preset's defaults, e.g.
 ``build_encoder("ecapa_c512", embed_dim=256)``.
 """
@@ -52,6 +56,9 @@ ENCODERS: dict[str, tuple[str, dict[str, Any]]] = {
         },
     ),
     "resnet_tiny": (_RESNET, {"base_channels": 8, "blocks": (1, 1, 1, 1), "embed_dim": 128}),
+    # a speechbrain ECAPA model folder's network (dino_speech.models.speechbrain_ecapa);
+    # its ECAPA_TDNN arguments are the kwargs, no preset
+    "speechbrain_ecapa": ("dino_speech.models.speechbrain_ecapa:SpeechbrainEcapa", {}),
     # parameter-free baseline (the built-in model "logmel-stats" is it on 40 log-Mel bands)
     "logmel_stats": ("dino_speech.models.stats:FeatureStats", {}),
 }

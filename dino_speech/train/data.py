@@ -67,7 +67,7 @@ class DinoBatchSource:
         cuts: CutSet | None = None,
     ) -> None:
         from dino_speech.data.augment import SpecAugment, WaveAugment
-        from dino_speech.data.features import Fbank
+        from dino_speech.data.features import build_fbank
         from dino_speech.data.sampling import make_dino_loader
 
         if cuts is None and not cfg.train_cuts:
@@ -86,7 +86,7 @@ class DinoBatchSource:
             seed=seed + ctx.rank,
         )
         self.spec_augment = SpecAugment(cfg.augment) if cfg.augment.specaug_prob > 0 else None
-        self.fbank = Fbank(cfg.features).to(ctx.device)
+        self.fbank = build_fbank(cfg.features).to(ctx.device)
 
     def steps_per_epoch(self, cap: int | None, name: str = "train.steps_per_epoch") -> int:
         """Batches per epoch (the same on every process), at most ``cap`` (config key

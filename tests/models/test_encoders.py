@@ -19,6 +19,7 @@ ALL = [
     "lresnet34",
     "ecapa_tiny",
     "resnet_tiny",
+    "speechbrain_ecapa",
     "logmel_stats",
 ]
 SMALL = ["ecapa_tiny", "resnet_tiny", "lresnet34"]
