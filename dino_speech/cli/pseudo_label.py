@@ -50,7 +50,9 @@ Multi-GPU: torchrun --nproc_per_node 4 -m dino_speech.cli.main pseudo-label run 
     required=True,
     type=click.Path(exists=True, path_type=Path),
     help="The model to start from: a DINO experiment directory (its embedder.pt, the "
-    "teacher), an embedder file, or a DINO training checkpoint.",
+    "teacher), an embedder file, a DINO training checkpoint, or a speechbrain ECAPA model "
+    "folder (hyperparams.yaml + embedding_model.ckpt, e.g. spkrec-ecapa-voxceleb: the "
+    "pretrained speaker model is adapted, with its own front end, to the unlabelled data).",
 )
 @click.option(
     "--exp-dir",

@@ -20,10 +20,8 @@ from torch import nn
 from dino_speech.config import EncoderConfig, FbankConfig, PseudoLabelConfig
 from dino_speech.errors import DataError
 from dino_speech.models.package import (
-    CHECKPOINT_FORMAT,
-    EMBEDDER_FORMAT,
     atomic_torch_save,
-    load_embedder,
+    load_embedder_spec,
     load_torch_file,
     resolve_model_path,
 )
@@ -57,13 +55,10 @@ class InitModel:
 
 
 def load_init_model(path: str | Path) -> InitModel:
-    """Load ``EXP/embedder.pt``, an embedder file or a DINO checkpoint (its teacher) on CPU."""
-    encoder, features, meta = load_embedder(path)
-    resolved = resolve_model_path(path)
-    blob = load_torch_file(resolved, (EMBEDDER_FORMAT, CHECKPOINT_FORMAT), "dino_speech model")
-    spec = blob["encoder"] if blob["format"] == EMBEDDER_FORMAT else blob["config"]["model"]
-    encoder_cfg = EncoderConfig(name=spec["name"], kwargs=dict(spec["kwargs"]))
-    return InitModel(encoder, encoder_cfg, features, meta, resolved)
+    """Load ``EXP/embedder.pt``, an embedder file, a DINO checkpoint (its teacher) or a
+    speechbrain ECAPA model folder (its network and front end) on CPU."""
+    encoder, features, meta, encoder_cfg = load_embedder_spec(path)
+    return InitModel(encoder, encoder_cfg, features, meta, resolve_model_path(path))
 
 
 def embedding_layer(encoder: nn.Module) -> nn.Module | None:
