@@ -118,6 +118,7 @@ def embed(
 
     \b
         dino-speech embed --model exp/dino --wav-scp data/test/wav.scp --out-dir exp/emb/test
+        dino-speech embed --model models/spkrec-ecapa-voxceleb a.wav b.wav --out-dir emb
         torchrun --nproc-per-node 8 -m dino_speech.cli.main embed --model exp/dino \\
             --wav-scp data/vox2/wav.scp --out-dir exp/emb/vox2 --device cuda
     """

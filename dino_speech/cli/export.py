@@ -79,6 +79,8 @@ def export(
     \b
     Example:
         dino-speech export --model exp/dino_ecapa --format onnx --out exp/dino_ecapa/model.onnx
+        dino-speech export --model models/spkrec-ecapa-voxceleb --out ecapa_sb.pt
+    (a speechbrain ECAPA folder exports with speechbrain's own fbank and normalisation)
     """
     from dino_speech.export import export_embedder
 

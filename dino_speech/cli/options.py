@@ -32,8 +32,10 @@ def model_option(required: bool = True) -> Decorator:
         type=click.Path(path_type=Path),
         default=None,
         help="Experiment directory (uses EXP/embedder.pt, else its newest checkpoint), "
-        "embedder file, DINO training checkpoint (its teacher is used), or a built-in model: "
-        "logmel-stats (mean + std of 40 log-Mel bands, the untrained baseline).",
+        "embedder file, DINO training checkpoint (its teacher is used), a speechbrain ECAPA "
+        "model folder (hyperparams.yaml + embedding_model.ckpt, e.g. a local copy of "
+        "spkrec-ecapa-voxceleb; its own fbank and normalisation; nothing is downloaded), or a "
+        "built-in model: logmel-stats (mean + std of 40 log-Mel bands, the untrained baseline).",
     )
 
 
