@@ -61,9 +61,18 @@ from dino_speech.data.sampling import DinoSampler, make_dino_loader, seed_worker
 SR = 16000
 
 
-def write_corpus(root: Path, utterances: int, seed: int) -> tuple[CutSet, CutSet, CutSet]:
-    """Speech-like training utterances of 2-8 s, MUSAN-like noise/music/speech files of 5-20 s
-    and 20 RIRs of 0.5-1 s, as wav files under ``root`` and their cuts."""
+def write_corpus(
+    root: Path,
+    utterances: int,
+    seed: int,
+    *,
+    noise_per_category: int = 12,
+    noise_seconds: tuple[float, float] = (5.0, 20.0),
+    rirs: int = 20,
+) -> tuple[CutSet, CutSet, CutSet]:
+    """Speech-like training utterances of 2-8 s, ``noise_per_category`` MUSAN-like noise,
+    music and speech files each of ``noise_seconds`` (5-20 s) and ``rirs`` RIRs of 0.5-1 s,
+    as wav files under ``root`` and their cuts."""
     g = torch.Generator().manual_seed(seed)
     rng = random.Random(seed)
 
@@ -85,18 +94,18 @@ def write_corpus(root: Path, utterances: int, seed: int) -> tuple[CutSet, CutSet
         "speech": synthetic_noise.speech_like,
     }
     noise = [
-        write(f"{cat}-{i:03d}", make(1, int(rng.uniform(5, 20) * SR), SR, g)[0], cat)
+        write(f"{cat}-{i:03d}", make(1, int(rng.uniform(*noise_seconds) * SR), SR, g)[0], cat)
         for cat, make in makers.items()
-        for i in range(12)
+        for i in range(noise_per_category)
     ]
-    rirs = [
+    rir_cuts = [
         write(
             f"rir-{i:03d}",
             synthetic_noise.synthetic_rirs(1, SR, (0.2, 0.9), rng.uniform(0.5, 1), g)[0],
         )
-        for i in range(20)
+        for i in range(rirs)
     ]
-    return CutSet.from_cuts(train), CutSet.from_cuts(noise), CutSet.from_cuts(rirs)
+    return CutSet.from_cuts(train), CutSet.from_cuts(noise), CutSet.from_cuts(rir_cuts)
 
 
 def corpus_from_folder(folder: Path, limit: int) -> CutSet:
