@@ -56,9 +56,7 @@ def warn_if_silent(wave: torch.Tensor, name: str | Path) -> bool:
     return True
 
 
-def warn_silent_items(
-    pool: Iterable[tuple[int, Any]], items: Sequence[tuple[str, Any]]
-) -> None:
+def warn_silent_items(pool: Iterable[tuple[int, Any]], items: Sequence[tuple[str, Any]]) -> None:
     """:func:`warn_if_silent` for each ``(index, waveform)`` of ``pool``; ``items[index]`` is
     ``(id, path or cut)`` and names it (entries that are not tensors are skipped)."""
     for index, wave in pool:
