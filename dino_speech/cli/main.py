@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "eval-emotion": "dino_speech.cli.emotion:eval_emotion",
     "embed": "dino_speech.cli.embed:embed",
     "export": "dino_speech.cli.export:export",
+    "shar": "dino_speech.cli.shar:shar",
     "verify": "dino_speech.cli.verify:verify",
     "train": "dino_speech.cli.train:train",
     "pseudo-label": "dino_speech.cli.pseudo_label:pseudo_label",
