@@ -286,6 +286,11 @@ class DataConfig:
     """Where the training cuts come from and how they become batches."""
 
     train_cuts: str = ""
+    # Instead of train_cuts: a folder of Lhotse Shar shards (`dino-speech shar`), read front
+    # to back, whole shards per rank and worker, through a shuffle buffer of
+    # `shar_shuffle_buffer` cuts (dino_speech.data.shar_loader).
+    train_shar: str = ""
+    shar_shuffle_buffer: int = 1000
     musan_cuts: str | None = None
     rir_cuts: str | None = None
     min_duration: float = 0.0

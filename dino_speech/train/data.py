@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from functools import partial
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +50,7 @@ class DinoBatchSource:
 
     Args:
         cfg: crops, batch size, workers, augmentation, features; the cuts are
-            ``cfg.train_cuts`` unless ``cuts`` is given.
+            ``cfg.train_cuts`` (or the shards of ``cfg.train_shar``) unless ``cuts`` is given.
         seed: shuffling, crop positions and the augmentation banks derive from it.
         ctx: this process's rank, world size and device.
         gen: a CPU generator (the same draws on any device) that drives the augmentation;
@@ -69,14 +70,16 @@ class DinoBatchSource:
         from dino_speech.data.augment import SpecAugment, WaveAugment
         from dino_speech.data.features import build_fbank
         from dino_speech.data.sampling import make_dino_loader
+        from dino_speech.data.shar_loader import make_shar_loader, train_source
 
-        if cuts is None and not cfg.train_cuts:
-            raise ConfigError("data.train_cuts is empty: set it to a cuts manifest (jsonl.gz)")
+        make_loader: Any = partial(make_dino_loader, cuts=cuts)
+        if cuts is None and train_source(cfg) == "shar":
+            make_loader = make_shar_loader
         self.cfg = cfg
         self.ctx = ctx
         self.gen = gen
-        self.loader, self.sampler = make_dino_loader(
-            cfg, cuts, seed=seed, rank=ctx.rank, world_size=ctx.world_size
+        self.loader, self.sampler = make_loader(
+            cfg, seed=seed, rank=ctx.rank, world_size=ctx.world_size
         )
         self.wave_augment = WaveAugment(
             cfg.augment,
