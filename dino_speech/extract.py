@@ -1,11 +1,13 @@
 """Embedding extraction jobs: input lists, sharding over processes, shard merging.
 
 ``dino-speech embed`` reads its utterances from a Kaldi ``wav.scp`` (``utt path`` lines; a
-relative path is relative to the working directory, as in Kaldi), a Lhotse cut manifest, or a
-list of files (id = file name without extension), and streams the embeddings into
+relative path is relative to the working directory, as in Kaldi), a Lhotse cut manifest, a
+list of files (id = file name without extension), or Lhotse Shar shards (:class:`SharInput`,
+read one shard at a time, sequentially), and streams the embeddings into
 ``OUT/xvector.ark`` + ``OUT/xvector.scp``.
 
-A large list is split into N contiguous shards. Shard ``i`` (0-based) writes
+A large list is split into N contiguous shards (of Shar input: N contiguous blocks of whole
+Shar shards). Shard ``i`` (0-based) writes
 ``OUT/shards/xvector.{i}-of-{N}.{ark,scp}`` (and ``skipped.{i}-of-{N}`` when bad audio was
 skipped). Under ``torchrun`` (``RANK``/``WORLD_SIZE`` in the environment) every process embeds
 its shard on its own device, all wait at a barrier, and rank 0 merges the shards into
@@ -17,18 +19,22 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from dino_speech.api import Embedder
+from dino_speech.data.shar import ShardInfo, list_shards, read_shard
 from dino_speech.embeddings import EmbeddingWriter, merge_shards
 from dino_speech.errors import DataError
 
 __all__ = [
     "ExtractSummary",
+    "SharInput",
     "extract_embeddings",
     "extract_under_torchrun",
     "items_from_cuts",
@@ -91,6 +97,23 @@ def items_from_files(files: Sequence[str | Path]) -> list[tuple[str, str]]:
     return items
 
 
+@dataclass(frozen=True)
+class SharInput:
+    """The Lhotse Shar shards of a directory as the input of :func:`extract_embeddings`."""
+
+    shards: list[ShardInfo]
+
+    @classmethod
+    def from_dir(cls, shar_dir: str | Path) -> SharInput:
+        return cls(list_shards(shar_dir))
+
+    def blocks(self) -> Iterator[list[tuple[str, Any]]]:
+        """``[(cut.id, cut)]`` of one shard after another (audio in memory, one shard at a
+        time)."""
+        for shard in self.shards:
+            yield [(cut.id, cut) for cut in read_shard(shard)]
+
+
 def items_from_cuts(path: str | Path) -> list[tuple[str, Any]]:
     """``[(cut.id, cut)]`` from a Lhotse cut manifest."""
     from dino_speech.data.manifests import load_cuts
@@ -129,7 +152,7 @@ def shard_name(index: int, count: int) -> str:
 
 def extract_embeddings(
     embedder: Embedder,
-    items: Sequence[tuple[str, Any]],
+    items: Sequence[tuple[str, Any]] | SharInput,
     out_dir: str | Path,
     *,
     shard: tuple[int, int] | None = None,
@@ -147,18 +170,30 @@ def extract_embeddings(
     if shard is None:
         target, name, skipped_file = out_dir, "xvector", out_dir / "skipped"
     else:
-        items = shard_items(items, *shard)
+        if isinstance(items, SharInput):
+            items = SharInput(shard_items(items.shards, *shard))
+        else:
+            items = shard_items(items, *shard)
         target, name = out_dir / "shards", shard_name(*shard)
         skipped_file = target / f"skipped.{shard[0]}-of-{shard[1]}"
+    if isinstance(items, SharInput):
+        blocks: Iterable[Sequence[tuple[str, Any]]] = tqdm(
+            items.blocks(), total=len(items.shards), desc="shar shards", disable=not progress
+        )
+        progress = False
+    else:
+        blocks = [items]
+    skipped: list[tuple[str, str]] = []
     with EmbeddingWriter(target, name) as writer:
-        skipped = embedder.embed_items(
-            items,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            progress=progress,
-            skip_bad=skip_bad,
-            sink=writer.add,
-        ).skipped
+        for block in blocks:
+            skipped += embedder.embed_items(
+                block,
+                batch_size=batch_size,
+                num_workers=num_workers,
+                progress=progress,
+                skip_bad=skip_bad,
+                sink=writer.add,
+            ).skipped
     listed = _write_skipped(skipped_file, skipped)
     return ExtractSummary(writer.scp, len(writer), skipped, listed)
 
@@ -210,7 +245,7 @@ def _write_skipped(path: Path, skipped: Sequence[tuple[str, str]]) -> Path | Non
 
 def extract_under_torchrun(
     embedder: Embedder,
-    items: Sequence[tuple[str, Any]],
+    items: Sequence[tuple[str, Any]] | SharInput,
     out_dir: str | Path,
     rank: int,
     world_size: int,

@@ -26,6 +26,13 @@ from dino_speech.cli.options import FILE, model_option, progress_option, show_pr
     help="Lhotse cut manifest (.jsonl.gz); ids are the cut ids.",
 )
 @click.option(
+    "--shar-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Lhotse Shar shards (dino-speech shar): audio read sequentially, one shard at a "
+    "time; --shard and torchrun split whole shards.",
+)
+@click.option(
     "--out-dir",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
@@ -100,6 +107,7 @@ def embed(
     model: Path | None,
     wav_scp: Path | None,
     cuts: Path | None,
+    shar_dir: Path | None,
     out_dir: Path,
     device: str,
     batch_size: int,
@@ -114,18 +122,20 @@ def embed(
 ) -> None:
     """Embed audio with a trained model into Kaldi xvector.ark/xvector.scp.
 
-    Give the audio as --wav-scp, --cuts, or file arguments (id = file name). Examples:
+    Give the audio as --wav-scp, --cuts, --shar-dir or file arguments (id = file name).
+    Examples:
 
     \b
         dino-speech embed --model exp/dino --wav-scp data/test/wav.scp --out-dir exp/emb/test
         dino-speech embed --model models/spkrec-ecapa-voxceleb a.wav b.wav --out-dir emb
+        dino-speech embed --model exp/dino --shar-dir data/vox2/shar --out-dir exp/emb/vox2
         torchrun --nproc-per-node 8 -m dino_speech.cli.main embed --model exp/dino \\
             --wav-scp data/vox2/wav.scp --out-dir exp/emb/vox2 --device cuda
     """
     from dino_speech import extract
 
     if merge is not None:
-        if model or wav_scp or cuts or files or shard:
+        if model or wav_scp or cuts or shar_dir or files or shard:
             raise click.UsageError("--merge takes only --out-dir")
         summary = extract.merge_shard_dir(out_dir, merge)
         click.echo(f"merged {merge} shards: {summary.written} embeddings -> {summary.scp}")
@@ -135,9 +145,11 @@ def embed(
                 err=True,
             )
         return
-    sources = [s for s in (wav_scp, cuts, files or None) if s is not None]
+    sources = [s for s in (wav_scp, cuts, shar_dir, files or None) if s is not None]
     if len(sources) != 1:
-        raise click.UsageError("give exactly one of --wav-scp, --cuts or FILE arguments")
+        raise click.UsageError(
+            "give exactly one of --wav-scp, --cuts, --shar-dir or FILE arguments"
+        )
     if model is None:
         raise click.UsageError("--model is required")
     if chunk_overlap >= chunk_seconds:
@@ -153,6 +165,8 @@ def embed(
         items = extract.read_wav_scp(wav_scp)
     elif cuts is not None:
         items = extract.items_from_cuts(cuts)
+    elif shar_dir is not None:
+        items = extract.SharInput.from_dir(shar_dir)
     else:
         items = extract.items_from_files(files)
 
