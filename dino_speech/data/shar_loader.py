@@ -46,6 +46,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 from dino_speech.config import DataConfig
 from dino_speech.data.multicrop import MultiCropDataset
 from dino_speech.data.noise_bank import stable_seed
+from dino_speech.data.sampling import DinoSampler, seed_worker
 from dino_speech.data.shar import (
     ShardInfo,
     epoch_shard_order,
@@ -137,23 +138,15 @@ class SharPlan:
         order = [k for r in range(max(counts, default=0)) for k, n in enumerate(counts) if r < n]
         return order[: len(self)]
 
-    def set_epoch(self, epoch: int) -> None:
-        """Start ``epoch`` at its first batch, unless it is the restored epoch."""
-        if epoch != self.epoch:
-            self._skip = 0
-            self.batches_done = 0
-        self.epoch = int(epoch)
-        if self.dataset is not None:
-            self.dataset.set_epoch(self.epoch)
+    # The epoch position (epoch, batches_done, _skip, dataset) works as the file sampler's.
+    set_epoch = DinoSampler.set_epoch
+    note_consumed = DinoSampler.note_consumed
 
     def start(self) -> int:
         """Called when an epoch's iteration begins: the index of its first batch."""
         skip, self._skip = self._skip, 0
         self.batches_done = skip
         return skip
-
-    def note_consumed(self) -> None:
-        self.batches_done += 1
 
     def stream_cuts(self, epoch: int, stream: int, skip: int) -> Iterator[Cut]:
         """Worker ``stream``'s cuts of ``epoch`` after its first ``skip``: finished shards
@@ -282,8 +275,6 @@ def make_shar_loader(
     views_in_workers: bool = False,
 ) -> tuple[SharLoader, SharPlan]:
     """The training loader over the shards of ``cfg.train_shar`` and its plan (module doc)."""
-    from dino_speech.data.sampling import seed_worker
-
     if cfg.num_workers < 0:
         raise ConfigError(f"data.num_workers must be >= 0, got {cfg.num_workers}")
     shards = list_shards(cfg.train_shar)
