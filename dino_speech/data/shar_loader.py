@@ -155,7 +155,7 @@ class SharPlan:
             if skip >= self.kept[shard.name]:
                 skip -= self.kept[shard.name]
                 continue
-            cuts = (c for c in read_shard(shard) if c.duration >= self.min_duration)
+            cuts = (c for c in _checked(shard) if c.duration >= self.min_duration)
             rng = random.Random(stable_seed(self.seed, epoch, "shar", shard.name))
             cuts = streaming_shuffle(cuts, bufsize=self.shuffle_buffer, rng=rng)
             yield from islice(cuts, skip, None)
@@ -186,6 +186,16 @@ class SharPlan:
         self.batches_done = self._skip = min(int(state["batches_done"]), len(self))
         if self.dataset is not None:
             self.dataset.set_epoch(self.epoch)
+
+
+def _checked(shard: ShardInfo) -> Iterator[Cut]:
+    """:func:`read_shard`, its failures (a truncated tar, tar and manifest out of step) as
+    :class:`DataError` naming the shard."""
+    try:
+        yield from read_shard(shard)
+    except Exception as exc:  # tarfile, gzip and lhotse's asserts raise many types
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"shard {shard.fields['recording']}: unreadable ({reason})") from None
 
 
 class SharBatches(IterableDataset):

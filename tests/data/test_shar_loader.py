@@ -140,3 +140,13 @@ def test_bad_settings_are_one_line_errors(shar_dir: Path, tmp_path: Path) -> Non
         make_shar_loader(_cfg(shar_dir, batch_size=40), seed=0)
     with pytest.raises(DataError, match="not found"):
         make_shar_loader(_cfg(tmp_path / "none"), seed=0)
+
+
+def test_a_damaged_shard_is_named(cuts: CutSet, tmp_path: Path) -> None:
+    shar = tmp_path / "shar"
+    write_shar(cuts, shar, shard_size=12, progress=False)
+    tar = shar / "recording.000001.tar"
+    tar.write_bytes(tar.read_bytes()[:5000])  # cut off mid-way
+    loader, plan = make_shar_loader(_cfg(shar), seed=0)
+    with pytest.raises(DataError, match=r"recording\.000001\.tar: unreadable"):
+        list(loader)
