@@ -7,6 +7,9 @@ with sliding mean norm), from the same sampler, with the same number of loader w
 * **ours**: loader workers only read and crop (:func:`make_dino_loader`); the main process
   moves the crops to ``--device`` and augments (:class:`WaveAugment`, noise and RIRs from
   banks on the device) and computes fbank (:class:`Fbank`) a whole crop group at a time;
+* **ours, in the workers** (``data.augment_on: workers``, the CPU default; CPU only): each
+  worker reads and crops its batch and makes its views with the same batched code
+  (:class:`~dino_speech.train.data.DinoBatchSource`); the batch arrives as features;
 * **per-sample** (the usual way, e.g. WeSpeaker's or hyperion's loaders): each loader worker
   reads and crops, then for every crop on its own reads the noise file(s) it draws (1, or 3-7
   for babble) and an RIR file, mixes, convolves and computes fbank, and returns features.
@@ -18,6 +21,13 @@ with sliding mean norm), from the same sampler, with the same number of loader w
 On CPU, mind the threads: with the loader workers busy, a main process running more OpenMP
 threads than there are free cores spins and slows down many times (``--threads``, default 1).
 
+``--wespeaker-config`` measures at WeSpeaker's DINO settings instead: 2 x 3 s global + 4 x 2 s
+local crops, 80-bin fbank with utterance mean normalisation, SpecAugment on every crop; the
+per-sample baseline applies *one* of reverberation or additive noise to every crop (p = 1, as
+WeSpeaker's loader) with ``torchaudio.compliance.kaldi.fbank``, ours reverb and noise each with
+p = 0.5 (the same expected work). ``--repeats`` runs every pipeline several times, alternating,
+and prints the median and range of each ratio.
+
 It prints crops per second for each and the ratio, timed from the start of each loader
 (worker start-up included) to its ``--batches``-th batch; for ours, the one-off fill of the
 noise banks is timed on its own. Without
@@ -27,14 +37,17 @@ and speech files, RIRs) to a temporary folder, so it runs on a bare clone::
     python bench/data_pipeline.py                     # CPU, generated data
     python bench/data_pipeline.py --device cuda       # augmentation + fbank on the GPU
     python bench/data_pipeline.py --corpus /path/to/fsdd/recordings   # real 8 kHz speech
+    python bench/data_pipeline.py --wespeaker-config --corpus DIR --repeats 3   # issue 14
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -50,13 +63,15 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dino_speech.audio import AudioError, read_cut, write_audio
-from dino_speech.config import DataConfig
+from dino_speech.config import AugmentConfig, CropConfig, DataConfig, FbankConfig
 from dino_speech.data import synthetic_noise
-from dino_speech.data.augment import WaveAugment, add_noise_at_snr, reverberate
+from dino_speech.data.augment import SpecAugment, WaveAugment, add_noise_at_snr, reverberate
 from dino_speech.data.features import Fbank, sliding_mean_norm, utterance_mean_norm
 from dino_speech.data.multicrop import MultiCropDataset
 from dino_speech.data.noise_bank import musan_category, prepare_rir, stable_seed
 from dino_speech.data.sampling import DinoSampler, make_dino_loader, seed_worker
+from dino_speech.train.data import DinoBatchSource
+from dino_speech.train.distributed import DistContext
 
 SR = 16000
 
@@ -109,9 +124,11 @@ def write_corpus(
 
 
 def corpus_from_folder(folder: Path, limit: int) -> CutSet:
-    paths = sorted(folder.glob("*.wav"))[:limit]
+    """The first ``limit`` wav/flac files under ``folder`` (recursively) as cuts."""
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".wav", ".flac"))
+    paths = paths[:limit]
     if not paths:
-        sys.exit(f"no .wav files in {folder}")
+        sys.exit(f"no .wav or .flac files under {folder}")
     return CutSet.from_cuts(Recording.from_file(p).to_cut() for p in paths)
 
 
@@ -119,10 +136,18 @@ class PerSampleDataset(MultiCropDataset):
     """The baseline: read, crop, then augment and fbank every crop alone, in the worker."""
 
     def __init__(
-        self, cfg: DataConfig, noise_cuts: CutSet, rir_cuts: CutSet, seed: int, fbank: str
+        self,
+        cfg: DataConfig,
+        noise_cuts: CutSet,
+        rir_cuts: CutSet,
+        seed: int,
+        fbank: str,
+        one_of: bool = False,
     ) -> None:
         super().__init__(cfg.crops, cfg.features.sample_rate, seed=seed)
         self.cfg = cfg
+        self.one_of = one_of  # WeSpeaker: exactly one of reverb / noise per crop
+        self.spec = SpecAugment(cfg.augment) if cfg.augment.specaug_prob > 0 else None
         self.noise = {}
         for cut in noise_cuts:
             self.noise.setdefault(musan_category(cut), []).append(cut)
@@ -159,12 +184,14 @@ class PerSampleDataset(MultiCropDataset):
     def augment(self, crop: torch.Tensor) -> torch.Tensor:
         a, rng = self.cfg.augment, self.rng
         x = crop[None]
-        if rng.random() < a.reverb_prob:
+        reverb = rng.random() < (0.5 if self.one_of else a.reverb_prob)
+        noisy = (not reverb) if self.one_of else rng.random() < a.noise_prob
+        if reverb:
             rir = read_cut(rng.choice(self.rirs), self.sample_rate)
             rir = prepare_rir(rir, int(a.rir_max_seconds * self.sample_rate))
             if rir is not None:
                 x = reverberate(x, rir[None])
-        if rng.random() < a.noise_prob:
+        if noisy:
             category = rng.choice(sorted(self.noise))
             if category == "speech":
                 talkers = rng.randint(*a.babble_speakers)
@@ -191,7 +218,8 @@ class PerSampleDataset(MultiCropDataset):
             self.rng.seed(stable_seed(self.seed, self.epoch, cut.id, "augment"))
             for name, crops in (("global", glob), ("local", loc)):
                 for crop in crops:
-                    feats[name].append(self.fbank(self.augment(crop))[0][0])
+                    f = self.fbank(self.augment(crop))[0]
+                    feats[name].append((f if self.spec is None else self.spec(f))[0])
         return {name: torch.stack(f) for name, f in feats.items()}
 
 
@@ -202,6 +230,7 @@ def run_ours(
     loader, sampler = make_dino_loader(cfg, cuts, seed=args.seed)
     augment = WaveAugment(cfg.augment, SR, noise, rirs, seed=args.seed)
     fbank = Fbank(cfg.features).to(device)
+    spec = SpecAugment(cfg.augment) if cfg.augment.specaug_prob > 0 else None
     gen = torch.Generator().manual_seed(args.seed)
     t0 = time.perf_counter()
     for category in augment.bank.categories:  # the one-off bank fill, timed on its own
@@ -215,6 +244,8 @@ def run_ours(
             waves = batch[name].to(device, non_blocking=True)
             flat = waves.reshape(-1, waves.shape[-1])
             feats, _ = fbank(augment(flat, gen), batch[f"{name}_lengths"].reshape(-1).to(device))
+            if spec is not None:
+                feats = spec(feats, gen)
             crops += feats.shape[0]
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -223,10 +254,34 @@ def run_ours(
     return timed(loader, process, "ours", args.batches) | {"bank_fill_s": bank_seconds}
 
 
+def run_ours_in_workers(
+    cfg: DataConfig, cuts: CutSet, noise: CutSet, rirs: CutSet, args: argparse.Namespace
+) -> dict:
+    """The training loader of ``data.augment_on: workers``: batches arrive as features."""
+    with tempfile.TemporaryDirectory() as tmp:
+        noise_path, rir_path = Path(tmp) / "noise.jsonl.gz", Path(tmp) / "rirs.jsonl.gz"
+        noise.to_file(noise_path)
+        rirs.to_file(rir_path)
+        cfg = dataclasses.replace(
+            cfg, augment_on="workers", musan_cuts=str(noise_path), rir_cuts=str(rir_path)
+        )
+        ctx = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+        source = DinoBatchSource(cfg, seed=args.seed, ctx=ctx, gen=torch.Generator(), cuts=cuts)
+        source.set_epoch(0)
+
+        def process(batch: dict[str, Any]) -> int:
+            views = source.prepare(batch, ctx.device)
+            return views.teacher[0].shape[0] + sum(c[0].shape[0] for c in views.student[1:])
+
+        return timed(source.batches(), process, "ours (workers)", args.batches)
+
+
 def run_per_sample(
     cfg: DataConfig, cuts: CutSet, noise: CutSet, rirs: CutSet, args: argparse.Namespace
 ) -> dict:
-    dataset = PerSampleDataset(cfg, noise, rirs, args.seed, args.baseline_fbank)
+    dataset = PerSampleDataset(
+        cfg, noise, rirs, args.seed, args.baseline_fbank, one_of=args.wespeaker_config
+    )
     sampler = DinoSampler(cuts, batch_size=cfg.batch_size, seed=args.seed, dataset=dataset)
     loader = DataLoader(
         dataset,
@@ -301,12 +356,26 @@ def main() -> None:
         help="fbank of the per-sample baseline: ours (same maths, so only where and how batched "
         "the work runs differs) or torchaudio.compliance.kaldi.fbank (as WeSpeaker's loader)",
     )
+    parser.add_argument(
+        "--wespeaker-config",
+        action="store_true",
+        help="WeSpeaker's DINO data settings (2 x 3 s + 4 x 2 s crops, one of reverb/noise per "
+        "crop at p=1 in the baseline, p=0.5 each in ours, torchaudio fbank in the baseline, "
+        "SpecAugment, utterance mean norm)",
+    )
+    parser.add_argument("--repeats", type=int, default=1, help="runs of every pipeline")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.wespeaker_config:
+        args.baseline_fbank = "torchaudio"
     torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         sys.exit("--device cuda given but CUDA is not available")
     print("machine:", machine(args.device))
+    pipelines = {"per-sample": run_per_sample, "ours": run_ours}
+    if args.device == "cpu" and args.workers > 0:
+        pipelines["ours (workers)"] = run_ours_in_workers
+    results: dict[str, list[dict]] = {name: [] for name in pipelines}
     with tempfile.TemporaryDirectory() as tmp:
         generated = 0 if args.corpus is not None else args.utterances
         train, noise, rirs = write_corpus(Path(tmp), generated, args.seed)
@@ -315,27 +384,58 @@ def main() -> None:
         needed = args.batch_size * args.batches
         if len(train) < needed:
             sys.exit(f"need at least {needed} utterances for {args.batches} batches")
-        cfg = DataConfig(batch_size=args.batch_size, num_workers=args.workers)
+        cfg = data_config(args)
         crops_per_utt = cfg.crops.num_global + cfg.crops.num_local
+        a = cfg.augment
         print(
             f"config: {len(train)} utterances, batch {args.batch_size} x {crops_per_utt} crops "
             f"({cfg.crops.num_global} x {cfg.crops.global_seconds:g} s + {cfg.crops.num_local} x "
-            f"{cfg.crops.local_seconds:g} s), reverb p={cfg.augment.reverb_prob}, noise "
-            f"p={cfg.augment.noise_prob}, {cfg.features.num_mel_bins} mel bins, "
+            f"{cfg.crops.local_seconds:g} s), reverb p={a.reverb_prob}, noise "
+            f"p={a.noise_prob}{' (baseline: one of them, p=1)' if args.wespeaker_config else ''}, "
+            f"SpecAugment p={a.specaug_prob}, {cfg.features.num_mel_bins} mel bins, "
             f"{cfg.features.mean_norm} mean norm, {args.workers} workers"
         )
-        base = run_per_sample(cfg, train, noise, rirs, args)
-        ours = run_ours(cfg, train, noise, rirs, args)
-    for label, result in (
-        (f"per-sample: workers augment + fbank ({args.baseline_fbank}) each crop", base),
-        (f"ours: workers crop, batches on {args.device}", ours),
-    ):
-        extra = f", bank fill {result['bank_fill_s']:.2f} s once" if "bank_fill_s" in result else ""
+        for _ in range(args.repeats):
+            for name, run in pipelines.items():
+                results[name].append(run(cfg, train, noise, rirs, args))
+    labels = {
+        "per-sample": f"per-sample: workers augment + fbank ({args.baseline_fbank}) each crop",
+        "ours": f"ours: workers crop, batches on {args.device} in the main process",
+        "ours (workers)": "ours: workers crop + batched augment/fbank (augment_on=workers)",
+    }
+    for name, runs in results.items():
+        for result in runs:
+            extra = (
+                f", bank fill {result['bank_fill_s']:.2f} s once" if "bank_fill_s" in result else ""
+            )
+            print(
+                f"{labels[name]:64s} {result['rate']:8.1f} crops/s ({result['crops']} crops in "
+                f"{result['seconds']:.2f} s; first batch after {result['first_batch_s']:.2f} s"
+                f"{extra})"
+            )
+    for name in pipelines:
+        if name == "per-sample":
+            continue
+        ratios = [
+            o["rate"] / b["rate"] for o, b in zip(results[name], results["per-sample"], strict=True)
+        ]
         print(
-            f"{label:55s} {result['rate']:8.1f} crops/s ({result['crops']} crops in "
-            f"{result['seconds']:.2f} s; first batch after {result['first_batch_s']:.2f} s{extra})"
+            f"ratio {name} / per-sample: median {statistics.median(ratios):.2f}x "
+            f"(range {min(ratios):.2f}-{max(ratios):.2f}x over {len(ratios)} runs)"
         )
-    print(f"ratio ours / per-sample: {ours['rate'] / base['rate']:.2f}x")
+
+
+def data_config(args: argparse.Namespace) -> DataConfig:
+    """The default DINO data config, or WeSpeaker's (``--wespeaker-config``)."""
+    if not args.wespeaker_config:
+        return DataConfig(batch_size=args.batch_size, num_workers=args.workers)
+    return DataConfig(
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        crops=CropConfig(num_global=2, global_seconds=3.0, num_local=4, local_seconds=2.0),
+        augment=AugmentConfig(noise_prob=0.5, reverb_prob=0.5, specaug_prob=1.0),
+        features=FbankConfig(num_mel_bins=80, mean_norm="utterance"),
+    )
 
 
 if __name__ == "__main__":

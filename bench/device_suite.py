@@ -395,18 +395,13 @@ def tensor_source(cfg: Any, *, seed: int, ctx: Any, gen: Any) -> Any:
     """A :class:`~dino_speech.train.data.DinoBatchSource` without its loader: its own
     ``prepare`` (augmentation, fbank, SpecAugment on the device) for synthetic tensors, so that
     those rows need no lhotse (the loader is what imports it)."""
-    from dino_speech.data import features
-    from dino_speech.data.augment import SpecAugment, WaveAugment
+    from dino_speech.data.views import ViewMaker
     from dino_speech.train.data import DinoBatchSource
-
-    make_fbank = getattr(features, "build_fbank", features.Fbank)  # whichever the trainer uses
 
     class TensorSource(DinoBatchSource):
         def __init__(self) -> None:  # DinoBatchSource.__init__ less the loader and sampler
             self.cfg, self.ctx, self.gen = cfg, ctx, gen
-            self.wave_augment = WaveAugment(cfg.augment, cfg.features.sample_rate, seed=seed)
-            self.spec_augment = SpecAugment(cfg.augment) if cfg.augment.specaug_prob > 0 else None
-            self.fbank = make_fbank(cfg.features).to(ctx.device)
+            self.views = ViewMaker(cfg, seed=seed, device=ctx.device)
 
     return TensorSource()
 
@@ -623,7 +618,11 @@ def pipeline_rows(suite: Suite, s: Settings, device: Any, cuts: Any, data_dir: P
         cfg.crops.num_local = s.num_local
         shrink_banks(cfg.augment, s)
         ns = argparse.Namespace(
-            device=str(device), seed=0, batches=s.pipeline_batches, baseline_fbank="ours"
+            device=str(device),
+            seed=0,
+            batches=s.pipeline_batches,
+            baseline_fbank="ours",
+            wespeaker_config=False,
         )
         return dp, cfg, cuts, ns
 

@@ -301,6 +301,10 @@ class DataConfig:
     # batches ready.
     drop_last: bool = True
     prefetch_factor: int = 2
+    # Where augmentation and fbank run: "device" (the training process, on its device),
+    # "workers" (each loader worker for its whole batch; draws derived from the batch's
+    # position) or "auto" (workers when training on a CPU with workers, else device).
+    augment_on: Literal["auto", "device", "workers"] = "auto"
     crops: CropConfig = field(default_factory=CropConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     features: FbankConfig = field(default_factory=FbankConfig)
@@ -522,6 +526,7 @@ class PseudoLabelDataConfig:
     batch_size: int = 128
     num_workers: int = 4
     prefetch_factor: int = 2
+    augment_on: Literal["auto", "device", "workers"] = "auto"  # as data.augment_on of DINO
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 

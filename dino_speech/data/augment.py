@@ -190,13 +190,22 @@ class WaveAugment:
         self.calls = int(state["calls"])
 
     def __call__(
-        self, waves: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        waves: torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        call: int | None = None,
     ) -> torch.Tensor:
-        """Augment ``(N, S)`` waveforms; returns a new ``(N, S)`` tensor on the same device."""
+        """Augment ``(N, S)`` waveforms; returns a new ``(N, S)`` tensor on the same device.
+
+        ``call``: the index of this call, which sets the banks' refresh; by default the running
+        count of calls (a caller that derives its draws per batch passes it)."""
         if waves.dim() != 2:
             raise ValueError(f"WaveAugment expects waves of shape (N, S), got {tuple(waves.shape)}")
-        version = self.calls // max(1, self.cfg.bank_refresh_every)
-        self.calls += 1
+        if call is None:
+            call = self.calls
+            self.calls += 1
+        version = call // max(1, self.cfg.bank_refresh_every)
         num, samples = waves.shape
         if num == 0 or samples == 0 or not self.active:
             return waves.clone()

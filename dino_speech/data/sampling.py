@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from lhotse import CutSet
 from lhotse.dataset import SimpleCutSampler
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from dino_speech.config import DataConfig
 from dino_speech.data.multicrop import MultiCropDataset
@@ -46,8 +46,9 @@ log = logging.getLogger(__name__)
 class DinoSampler:
     """Shuffled batches of ``batch_size`` cuts for one rank, resumable to the exact batch.
 
-    Iterating yields ``CutSet`` batches of the current epoch. ``len()`` is the number of batches
-    per epoch on this rank.
+    Iterating yields ``CutSet`` batches of the current epoch (``(epoch, step, cuts)`` with
+    ``indexed``, for datasets whose draws derive from the batch's position). ``len()`` is the
+    number of batches per epoch on this rank.
     """
 
     def __init__(
@@ -61,6 +62,7 @@ class DinoSampler:
         shuffle: bool = True,
         drop_last: bool = True,
         dataset: MultiCropDataset | None = None,
+        indexed: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -75,6 +77,7 @@ class DinoSampler:
         self.world_size = world_size
         self.drop_last = drop_last
         self.dataset = dataset
+        self.indexed = indexed
         self.epoch = 0
         self.batches_done = 0
         self._skip = 0
@@ -115,8 +118,10 @@ class DinoSampler:
         for _ in range(skip):
             if next(inner, None) is None:
                 return
+        step = skip
         while (batch := next(inner, None)) is not None:
-            yield batch
+            yield (self.epoch, step, batch) if self.indexed else batch
+            step += 1
 
     def note_consumed(self) -> None:
         """Called by the loader for every batch it hands to the training loop."""
@@ -160,7 +165,7 @@ class DinoLoader(DataLoader):
     """A ``DataLoader`` over :class:`DinoSampler` that reports consumed batches to it and logs
     each skipped (unreadable) cut once."""
 
-    def __init__(self, dataset: MultiCropDataset, sampler: DinoSampler, **kwargs: Any) -> None:
+    def __init__(self, dataset: Dataset, sampler: DinoSampler, **kwargs: Any) -> None:
         super().__init__(dataset, sampler=sampler, batch_size=None, **kwargs)
         self.dino_sampler = sampler
         self.warned_cuts: set[str] = set()
@@ -189,6 +194,7 @@ def make_dino_loader(
     seed: int,
     rank: int = 0,
     world_size: int = 1,
+    views_in_workers: bool = False,
 ) -> tuple[DinoLoader, DinoSampler]:
     """The training loader of multi-crop batches and its sampler (see the module doc).
 
@@ -197,6 +203,8 @@ def make_dino_loader(
         cuts: the training cuts, a manifest path, or None for ``cfg.train_cuts``.
         seed: shuffling, crop positions and worker seeds derive from it.
         rank, world_size: this process's place in data-parallel training.
+        views_in_workers: the workers also augment and compute features
+            (:class:`~dino_speech.data.views.WorkerViewsDataset`; ``data.augment_on``).
     """
     from dino_speech.data.manifests import filter_min_duration, load_cuts
 
@@ -225,6 +233,7 @@ def make_dino_loader(
         world_size=world_size,
         drop_last=cfg.drop_last,
         dataset=dataset,
+        indexed=views_in_workers,
     )
     if len(sampler) == 0:
         raise DataError(
@@ -232,14 +241,23 @@ def make_dino_loader(
             f"(world size {world_size}); lower data.batch_size or set data.drop_last=false"
         )
     workers = cfg.num_workers
+    served: Dataset = dataset
+    if views_in_workers:
+        from dino_speech.data.views import WorkerViewsDataset
+
+        served = WorkerViewsDataset(
+            dataset, cfg, seed=seed, rank=rank, steps_per_epoch=len(sampler)
+        )
     loader = DinoLoader(
-        dataset,
+        served,
         sampler,
         num_workers=workers,
         worker_init_fn=seed_worker if workers else None,
         generator=torch.Generator().manual_seed(stable_seed(seed, rank, "loader") % 2**63),
         pin_memory=torch.cuda.is_available(),
         prefetch_factor=cfg.prefetch_factor if workers else None,
-        persistent_workers=False,
+        # Views in the workers: kept alive across epochs, so their noise banks are built
+        # once (the batch carries its epoch); otherwise restarted for the dataset's new epoch.
+        persistent_workers=views_in_workers and workers > 0,
     )
     return loader, sampler

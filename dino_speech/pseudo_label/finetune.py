@@ -237,6 +237,7 @@ class MarginFinetuner(ResumableLoop):
             batch_size=cfg.data.batch_size,
             num_workers=cfg.data.num_workers,
             prefetch_factor=cfg.data.prefetch_factor,
+            augment_on=cfg.data.augment_on,
             crops=CropConfig(num_global=1, global_seconds=crop, num_local=0, local_seconds=crop),
             augment=cfg.data.augment,
             features=self.init.features,

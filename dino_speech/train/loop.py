@@ -276,7 +276,7 @@ class ResumableLoop:
 
     def _step_or_skip(self, batch: dict[str, Any]) -> Any:
         self.skipped_cuts += int(batch.get("num_skipped", 0))
-        empty = batch["global"].shape[1] == 0
+        empty = len(batch["cut_ids"]) == 0
         if any_rank(empty, self.device) if self.ctx.distributed else empty:
             # Every cut of the batch was unreadable (on some process): no update anywhere.
             self._warn(f"step {self.step}: a batch without readable audio; step skipped")

@@ -217,6 +217,22 @@ def test_keep_last_zero_keeps_every_checkpoint(
     assert names == [*epochs, "step-00000001.pt", "step-00000003.pt", "step-00000005.pt"]
 
 
+def test_training_in_worker_mode_does_not_depend_on_the_workers(
+    tiny_config: DinoExperimentConfig, tmp_path: Path
+) -> None:
+    # data.augment_on=workers: each batch's draws derive from its position, not the worker
+    teachers = []
+    for workers in (0, 2):
+        cfg = apply_overrides(
+            tiny_config, ["data.augment_on=workers", f"data.num_workers={workers}"]
+        )
+        trainer = DinoTrainer(cfg, tmp_path / f"w{workers}", progress=False)
+        trainer.fit()
+        teachers.append(trainer.teacher.state_dict())
+    for key, value in teachers[0].items():
+        torch.testing.assert_close(teachers[1][key], value, rtol=1e-5, atol=1e-6, msg=key)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_trains_and_resumes_on_cuda_in_bf16(
     tiny_config: DinoExperimentConfig, tmp_path: Path
