@@ -440,6 +440,9 @@ class ClusterConfig:
     # nearest coarse cells only; without faiss, k-means runs inside cells of ~cell_points.
     ivf_nprobe: int = 8
     cell_points: int = 2000
+    # By parts only: rounds of moving every point to its most similar cluster mean (exact),
+    # with a merge by parts between rounds; repairs what the approximate pre-clustering mixed.
+    refine_iters: int = 2
     kmeans_iters: int = 20
     kmeans_init: Literal["random", "kmeans++"] = "random"
     # faiss only: stop once an iteration changes the k-means objective by less than this

@@ -476,7 +476,7 @@ def _kmeans_ahc_by_parts(
         centroids.shape[0],
         np.unique(merged).size,
     )
-    return merged[pre]
+    return cluster_large.refine_by_means(Z, merged[pre], threshold, cfg, progress=progress)
 
 
 def merge_threshold(points: np.ndarray, cfg: ClusterConfig) -> float:
@@ -533,6 +533,8 @@ def _check_config(cfg: ClusterConfig) -> None:
         raise ConfigError(f"cluster.max_preclusters must be >= 1, got {cfg.max_preclusters}")
     if cfg.ivf_nprobe < 1:
         raise ConfigError(f"cluster.ivf_nprobe must be >= 1, got {cfg.ivf_nprobe}")
+    if cfg.refine_iters < 0:
+        raise ConfigError(f"cluster.refine_iters must be >= 0, got {cfg.refine_iters}")
     if cfg.cell_points < 2:
         raise ConfigError(f"cluster.cell_points must be >= 2, got {cfg.cell_points}")
     if cfg.min_size < 1:

@@ -107,3 +107,37 @@ def test_a_filter_that_removes_most_utterances_warns(caplog):
         )
     assert (labels >= 0).mean() < 0.5
     assert "kept only" in caplog.text and "cluster.min_size=8" in caplog.text
+
+
+def test_refinement_repairs_mixed_up_points():
+    # Clusters as the approximate pre-clustering leaves them: the right speakers, a quarter
+    # of the points in another speaker's cluster, each speaker in two fragments.
+    X, y = speakers(30, 60, noise=0.6)
+    Z = l2_normalize(X)
+    rng = np.random.default_rng(3)
+    fragment = y * 2 + rng.integers(0, 2, y.size)
+    wrong = rng.random(y.size) < 0.25
+    start = np.where(wrong, rng.integers(0, 60, y.size), fragment)
+    assert cluster_quality(start, y)["purity"] < 0.8
+    for backend in ("sklearn", "faiss") if cluster_mod._faiss() else ("sklearn",):
+        cfg = ClusterConfig(backend=backend, refine_iters=2, max_preclusters=20)
+        labels = cluster_large.refine_by_means(Z, start, 0.6, cfg)
+        q = cluster_quality(labels, y)
+        assert q["purity"] > 0.98 and q["nmi"] > 0.97, backend
+        assert q["clusters"] <= 36  # the fragments of a speaker were merged
+    unrefined = cluster_large.refine_by_means(Z, start, 0.6, ClusterConfig(refine_iters=0))
+    assert np.array_equal(unrefined, start)
+
+
+def test_cluster_sums_and_nearest_rows(monkeypatch):
+    rng = np.random.default_rng(4)
+    Z = rng.standard_normal((1000, 6)).astype(np.float32)
+    labels = rng.integers(0, 37, 1000)
+    expected = np.zeros((37, 6))
+    np.add.at(expected, labels, Z.astype(np.float64))
+    np.testing.assert_allclose(cluster_large.cluster_sums(Z, labels), expected, rtol=1e-12)
+    M = rng.standard_normal((37, 6)).astype(np.float32)
+    monkeypatch.setattr(cluster_large, "_BLOCK_ELEMENTS", 37 * 300)  # blocks of 300 rows
+    for use_faiss in (False, True):
+        nearest = cluster_large.nearest_rows(Z, M, use_faiss=use_faiss)
+        assert np.array_equal(nearest, np.argmax(Z @ M.T, axis=1))
