@@ -305,19 +305,27 @@ def timed(
     batches: int,
 ) -> dict:
     """Crops per second over the first ``batches`` batches, from the loader's start (worker
-    start-up included, so that batches prefetched during it are paid for)."""
-    crops, first = 0, 0.0
+    start-up included, so that batches prefetched during it are paid for), and ``steady``:
+    the rate after the first batch (one-off start-up such as noise-bank fills left out)."""
+    crops, first, first_crops = 0, 0.0, 0
     start = time.perf_counter()
     with tqdm(total=batches, desc=name, unit="batch", leave=False) as bar:
         for i, batch in enumerate(loader):
             crops += process(batch)
             bar.update()
             if i == 0:
-                first = time.perf_counter() - start
+                first, first_crops = time.perf_counter() - start, crops
             if i + 1 == batches:
                 break
     seconds = time.perf_counter() - start
-    return {"crops": crops, "seconds": seconds, "rate": crops / seconds, "first_batch_s": first}
+    steady = (crops - first_crops) / max(seconds - first, 1e-9)
+    return {
+        "crops": crops,
+        "seconds": seconds,
+        "rate": crops / seconds,
+        "steady": steady,
+        "first_batch_s": first,
+    }
 
 
 def machine(device: str) -> str:
@@ -411,18 +419,19 @@ def main() -> None:
             print(
                 f"{labels[name]:64s} {result['rate']:8.1f} crops/s ({result['crops']} crops in "
                 f"{result['seconds']:.2f} s; first batch after {result['first_batch_s']:.2f} s"
-                f"{extra})"
+                f"{extra}; after it {result['steady']:.1f} crops/s)"
             )
     for name in pipelines:
         if name == "per-sample":
             continue
-        ratios = [
-            o["rate"] / b["rate"] for o, b in zip(results[name], results["per-sample"], strict=True)
-        ]
-        print(
-            f"ratio {name} / per-sample: median {statistics.median(ratios):.2f}x "
-            f"(range {min(ratios):.2f}-{max(ratios):.2f}x over {len(ratios)} runs)"
-        )
+        for key, what in (("rate", "from the start"), ("steady", "after the first batch")):
+            ratios = [
+                o[key] / b[key] for o, b in zip(results[name], results["per-sample"], strict=True)
+            ]
+            print(
+                f"ratio {name} / per-sample, {what}: median {statistics.median(ratios):.2f}x "
+                f"(range {min(ratios):.2f}-{max(ratios):.2f}x over {len(ratios)} runs)"
+            )
 
 
 def data_config(args: argparse.Namespace) -> DataConfig:

@@ -86,33 +86,42 @@ pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
 """
 
 
-def write_speechbrain_folder(folder: Path, seed: int = 0) -> Path:
+# The ECAPA_TDNN sizes of SPEECHBRAIN_HYPERPARAMS; spkrec-ecapa-voxceleb's are in
+# bench/speechbrain_parity.py.
+SMALL_ECAPA = {
+    "channels": [32, 32, 32, 32, 96],
+    "attention_channels": 16,
+    "se_channels": 16,
+    "res2net_scale": 4,
+    "lin_neurons": 24,
+}
+
+
+def write_speechbrain_folder(folder: Path, seed: int = 0, **sizes: object) -> Path:
     """A randomly initialised speechbrain ECAPA_TDNN saved as speechbrain saves it: the
     ``state_dict`` in ``embedding_model.ckpt`` (BatchNorm statistics randomised too, so eval
     mode is not the identity), ``InputNormalization`` statistics in ``mean_var_norm_emb.ckpt``.
+    ``sizes``: ECAPA_TDNN arguments other than :data:`SMALL_ECAPA`'s (written into the YAML too).
     """
     import torch
     from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
     from speechbrain.processing.features import InputNormalization
 
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "hyperparams.yaml").write_text(SPEECHBRAIN_HYPERPARAMS)
+    text = SPEECHBRAIN_HYPERPARAMS
+    for key, value in sizes.items():
+        text = text.replace(f"    {key}: {SMALL_ECAPA[key]}", f"    {key}: {value}")
+    (folder / "hyperparams.yaml").write_text(text)
     torch.manual_seed(seed)
-    model = ECAPA_TDNN(
-        80,
-        channels=[32, 32, 32, 32, 96],
-        attention_channels=16,
-        se_channels=16,
-        res2net_scale=4,
-        lin_neurons=24,
-    )
+    kwargs = {**SMALL_ECAPA, **sizes}
+    model = ECAPA_TDNN(80, **kwargs)
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm1d):
             module.running_mean.normal_(0.0, 0.5)
             module.running_var.uniform_(0.5, 2.0)
     torch.save(model.state_dict(), folder / "embedding_model.ckpt")
     norm = InputNormalization(norm_type="global", std_norm=False).train()
-    norm(torch.randn(4, 1, 24), torch.ones(4))
+    norm(torch.randn(4, 1, int(kwargs["lin_neurons"])), torch.ones(4))
     norm._save(folder / "mean_var_norm_emb.ckpt")  # what speechbrain's checkpointer calls
     return folder
 
