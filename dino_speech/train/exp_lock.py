@@ -186,8 +186,10 @@ def _release(path: Path) -> None:
         return
     _held.pop(path, None)
     info = read_lock(path)
-    if info is not None and info.get("pid") == os.getpid() and info.get("host") == (
-        socket.gethostname()
+    if (
+        info is not None
+        and info.get("pid") == os.getpid()
+        and info.get("host") == (socket.gethostname())
     ):
         path.unlink(missing_ok=True)
 
