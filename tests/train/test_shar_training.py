@@ -68,3 +68,20 @@ def test_a_run_stopped_inside_a_step_resumes_exactly(
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6, msg=key)
     torch.testing.assert_close(resumed.center.center, straight.center.center)
+
+
+def test_two_gloo_processes_train_from_the_shards(
+    shar_config: DinoExperimentConfig, tmp_path: Path
+) -> None:
+    """torchrun's setting on CPU: each rank reads its own shards, the teachers stay equal."""
+    import torch.multiprocessing as mp
+    from test_distributed import _worker, free_port
+
+    cfg = apply_overrides(shar_config, ["data.batch_size=2", "train.epochs=1"])
+    mp.spawn(_worker, args=(2, free_port(), cfg, tmp_path), nprocs=2, join=True)
+    t0 = torch.load(tmp_path / "teacher0.pt", weights_only=True)
+    t1 = torch.load(tmp_path / "teacher1.pt", weights_only=True)
+    for key in t0:
+        assert torch.equal(t0[key], t1[key]), key
+    log = (tmp_path / "exp" / "train.log").read_text()
+    assert "2 process(es)" in log
