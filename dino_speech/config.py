@@ -440,6 +440,13 @@ class ClusterConfig:
     # nearest coarse cells only; without faiss, k-means runs inside cells of ~cell_points.
     ivf_nprobe: int = 8
     cell_points: int = 2000
+    # "session": cluster sessions (custom[session_key] of the cuts, e.g. VoxCeleb's videos;
+    # an utt2session in `pseudo-label cluster`) instead of utterances, as hyperion does: the
+    # L2-normalised utterances of a session are averaged first and all take the session's
+    # cluster. k-means then has N_sessions / samples_per_cluster pre-clusters; min_size and
+    # max_size still count utterances. Off by default: sessions are weak labels.
+    aggregate: Literal["none", "session"] = "none"
+    session_key: str = "session"
     # By parts only: rounds of moving every point to its most similar cluster mean (exact),
     # with a merge by parts between rounds; repairs what the approximate pre-clustering mixed.
     refine_iters: int = 2

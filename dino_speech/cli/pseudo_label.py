@@ -109,7 +109,9 @@ Examples:
       --config recipes/pseudo_label_ecapa_c512.yaml --out-dir exp/clusters \\
       --utt2spk data/train/utt2spk
   dino-speech pseudo-label cluster --embeddings emb.npz --out-dir OUT \\
-      cluster.ahc_threshold_mode=neighbours cluster.min_size=4""",
+      cluster.ahc_threshold_mode=neighbours cluster.min_size=4
+  dino-speech pseudo-label cluster --embeddings emb.npz --out-dir OUT \\
+      --utt2session data/train/utt2session cluster.aggregate=session""",
 )
 @embeddings_option("Embeddings to cluster")
 @click.option(
@@ -138,6 +140,13 @@ Examples:
     default=None,
     help="Kaldi utt2spk that scores NMI and purity (instead of --cuts).",
 )
+@click.option(
+    "--utt2session",
+    type=FILE,
+    default=None,
+    help="Kaldi-style 'utt session' list for cluster.aggregate=session (default: the cuts' "
+    "custom['session'], cluster.session_key).",
+)
 @progress_option()
 @click.argument("overrides", nargs=-1)
 def cluster(
@@ -146,6 +155,7 @@ def cluster(
     out_dir: Path,
     cuts: Path | None,
     utt2spk: Path | None,
+    utt2session: Path | None,
     progress: bool | None,
     overrides: tuple[str, ...],
 ) -> None:
@@ -158,15 +168,27 @@ def cluster(
     from dino_speech.pseudo_label.cluster_files import (
         cluster_embedding_file,
         format_cluster_summary,
-        true_speakers,
+        utterance_labels,
     )
 
     if cuts is not None and utt2spk is not None:
         raise ConfigError("give --cuts or --utt2spk, not both")
     cfg = load_config(PseudoLabelConfig, config_path, overrides)
-    speakers = true_speakers(cuts, utt2spk, cfg.speaker_key)
+    speakers = utterance_labels(cuts, utt2spk, cfg.speaker_key)
+    sessions = None
+    if cfg.cluster.aggregate == "session":
+        if cuts is None and utt2session is None:
+            raise ConfigError("cluster.aggregate=session needs --utt2session or --cuts")
+        sessions = utterance_labels(
+            cuts if utt2session is None else None, utt2session, cfg.cluster.session_key
+        )
     summary = cluster_embedding_file(
-        embeddings, cfg.cluster, out_dir, speakers=speakers, progress=show_progress(progress)
+        embeddings,
+        cfg.cluster,
+        out_dir,
+        speakers=speakers,
+        sessions=sessions,
+        progress=show_progress(progress),
     )
     click.echo(format_cluster_summary(summary))
     click.echo(f"labels: {out_dir / 'utt2cluster'}  summary: {out_dir / 'summary.json'}")

@@ -27,6 +27,7 @@ import importlib
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Literal
@@ -53,6 +54,7 @@ __all__ = [
     "merge_threshold",
     "pca_reduce",
     "resolve_backend",
+    "session_means",
     "validate_embeddings",
 ]
 
@@ -339,18 +341,30 @@ def filter_cluster_sizes(
 
 
 def cluster_embeddings(
-    X: np.ndarray, cfg: ClusterConfig | None = None, *, progress: bool = False
+    X: np.ndarray,
+    cfg: ClusterConfig | None = None,
+    *,
+    sessions: Sequence[object] | np.ndarray | None = None,
+    progress: bool = False,
 ) -> np.ndarray:
     """Pseudo-speaker labels for embeddings ``X`` ``(N, D)``; ``(N,)`` int64, -1 = left out.
 
     See the module docstring for the ``kmeans_ahc`` chain; ``cfg.method`` may also be
     ``kmeans`` or ``ahc``. The preprocessing (L2 / PCA) and the size filter apply to all.
+    ``sessions`` ``(N,)``: each utterance's session, required with ``cfg.aggregate ==
+    "session"`` (the sessions' mean embeddings are clustered, every utterance takes its
+    session's label; the size filter still counts utterances).
     """
     cfg = cfg or ClusterConfig()
     X = validate_embeddings(X)
-    n = X.shape[0]
     _check_config(cfg)
     started = time.perf_counter()
+    utterances = X.shape[0]
+    session_of = None
+    if cfg.aggregate == "session":
+        X, session_of = session_means(X, sessions)
+        logger.info("clustering %d sessions of %d utterances", X.shape[0], utterances)
+    n = X.shape[0]
 
     Z = _preprocess(X, cfg)
     if cfg.method == "ahc":
@@ -374,6 +388,9 @@ def cluster_embeddings(
         else:
             labels = _kmeans_ahc_whole(Z, k, cfg, progress)
 
+    if session_of is not None:
+        labels = labels[session_of]
+        n = utterances
     before = np.unique(labels).size
     sizes = np.bincount(labels[labels >= 0])
     labels = filter_cluster_sizes(labels, cfg.min_size, cfg.max_size, cfg.oversize, cfg.seed)
@@ -407,6 +424,33 @@ def cluster_embeddings(
         time.perf_counter() - started,
     )
     return labels
+
+
+def session_means(
+    X: np.ndarray, sessions: Sequence[object] | np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The mean of each session's L2-normalised rows of ``X`` ``(N, D)``: ``(S, D)`` float32
+    and the session of every row ``(N,)`` (``0..S-1``)."""
+    if sessions is None:
+        raise ConfigError(
+            "cluster.aggregate=session needs each utterance's session: custom['session'] "
+            "(cluster.session_key) in the cuts, or --utt2session"
+        )
+    keys = np.asarray([str(s) if s is not None else "" for s in sessions])
+    if keys.shape != (X.shape[0],):
+        raise DataError(f"{keys.size} session labels for {X.shape[0]} embeddings")
+    missing = int((keys == "").sum())
+    if missing:
+        raise DataError(
+            f"cluster.aggregate=session: {missing} of {keys.size} utterances have no session"
+        )
+    _, session_of = np.unique(keys, return_inverse=True)
+    session_of = session_of.reshape(-1)
+    Z = l2_normalize(X.astype(np.float32, copy=False))
+    sums = np.zeros((int(session_of.max()) + 1, X.shape[1]), dtype=np.float64)
+    np.add.at(sums, session_of, Z)
+    means = sums / np.bincount(session_of)[:, None]
+    return means.astype(np.float32), session_of.astype(np.int64)
 
 
 def _kmeans_ahc_whole(Z: np.ndarray, k: int, cfg: ClusterConfig, progress: bool) -> np.ndarray:

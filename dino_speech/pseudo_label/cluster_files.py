@@ -20,7 +20,7 @@ import numpy as np
 from dino_speech.config import ClusterConfig
 from dino_speech.errors import DataError
 
-__all__ = ["cluster_embedding_file", "format_cluster_summary", "true_speakers"]
+__all__ = ["cluster_embedding_file", "format_cluster_summary", "utterance_labels"]
 
 
 def cluster_embedding_file(
@@ -29,12 +29,14 @@ def cluster_embedding_file(
     out_dir: str | Path,
     *,
     speakers: dict[str, str] | None = None,
+    sessions: dict[str, str] | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Read ``embeddings`` (scp / ark / npz), cluster them with ``cfg``, write the labels and
     the summary into ``out_dir``; returns the summary.
 
     ``speakers``: ``{utt: speaker}`` for NMI / purity over the utterances it names.
+    ``sessions``: ``{utt: session}`` for ``cfg.aggregate == "session"``.
     """
     from dino_speech.embeddings import read_embeddings
     from dino_speech.pseudo_label.cluster import cluster_embeddings
@@ -43,7 +45,8 @@ def cluster_embedding_file(
     started = time.perf_counter()
     ids, X = read_embeddings(embeddings)
     read_s = time.perf_counter() - started
-    labels = cluster_embeddings(X, cfg, progress=progress)
+    session_list = None if sessions is None else [sessions.get(u) for u in ids]
+    labels = cluster_embeddings(X, cfg, sessions=session_list, progress=progress)
     cluster_s = time.perf_counter() - started - read_s
     del X
 
@@ -83,15 +86,15 @@ def cluster_embedding_file(
     return summary
 
 
-def true_speakers(
-    cuts: str | Path | None = None, utt2spk: str | Path | None = None, key: str = "speaker"
+def utterance_labels(
+    cuts: str | Path | None = None, kaldi_list: str | Path | None = None, key: str = "speaker"
 ) -> dict[str, str] | None:
-    """``{utt: speaker}`` from Lhotse cuts (``custom[key]``) or a Kaldi ``utt2spk``; None
-    when neither is given."""
-    if utt2spk is not None:
+    """``{utt: label}`` from Lhotse cuts (``custom[key]``: the speaker, the session) or a
+    Kaldi-style list (``utt2spk``, ``utt2session``); None when neither is given."""
+    if kaldi_list is not None:
         from dino_speech.data.manifests import read_kaldi_list
 
-        return read_kaldi_list(utt2spk)
+        return read_kaldi_list(kaldi_list)
     if cuts is None:
         return None
     from dino_speech.data.manifests import cut_label, load_cuts
@@ -99,7 +102,7 @@ def true_speakers(
     found = {c.id: cut_label(c, key) for c in load_cuts(cuts)}
     named = {u: s for u, s in found.items() if s is not None}
     if not named:
-        raise DataError(f"{cuts}: no cut has a '{key}' label to score the clusters on")
+        raise DataError(f"{cuts}: no cut has a '{key}' label")
     return named
 
 

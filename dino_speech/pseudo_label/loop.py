@@ -290,7 +290,10 @@ class _Round:
         if cfg.cluster.method == "oracle":
             labels = self._oracle_labels(truth)
         else:
-            labels = cluster_embeddings(X, cfg.cluster, progress=self.progress)
+            sessions = None
+            if cfg.cluster.aggregate == "session":
+                sessions = self._cut_labels(ids, cfg.cluster.session_key)
+            labels = cluster_embeddings(X, cfg.cluster, sessions=sessions, progress=self.progress)
         kept = labels >= 0
         count = int(np.unique(labels[kept]).size)
         if count < cfg.min_clusters:
@@ -335,13 +338,15 @@ class _Round:
         return filter_cluster_sizes(raw, c.min_size, c.max_size, c.oversize, c.seed)
 
     def _true_speakers(self, ids: list[str]) -> list[str | None] | None:
+        truth = self._cut_labels(ids, self.cfg.speaker_key)
+        return truth if any(t is not None for t in truth) else None
+
+    def _cut_labels(self, ids: list[str], key: str) -> list[str | None]:
+        """``custom[key]`` of the training cut of each id (None where it has none)."""
         from dino_speech.data.manifests import cut_label, load_cuts
 
-        by_id = {
-            c.id: cut_label(c, self.cfg.speaker_key) for c in load_cuts(self.cfg.data.train_cuts)
-        }
-        truth = [by_id.get(u) for u in ids]
-        return truth if any(t is not None for t in truth) else None
+        by_id = {c.id: cut_label(c, key) for c in load_cuts(self.cfg.data.train_cuts)}
+        return [by_id.get(u) for u in ids]
 
     def _write_pseudo_cuts(self, paths: RoundPaths) -> None:
         if not self.ctx.is_main:

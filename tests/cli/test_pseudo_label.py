@@ -170,7 +170,31 @@ def test_cluster_user_errors_are_one_line(tmp_path: Path) -> None:
         (["--embeddings", str(tmp_path / "nope.npz")], "embeddings file not found"),
         (["--embeddings", str(npz), "--utt2spk", str(utt2spk), "--cuts", str(npz)], "not both"),
         (["--embeddings", str(npz), "cluster.min_sise=4"], "min_sise"),
+        (["--embeddings", str(npz), "cluster.aggregate=session"], "--utt2session"),
     ]:
         code, output = run(["pseudo-label", "cluster", *args, "--out-dir", out])
         assert code == 2, output
         assert output.count("Error:") == 1 and "Traceback" not in output and message in output
+
+
+def test_cluster_by_session_gives_each_session_one_cluster(tmp_path: Path) -> None:
+    npz, utt2spk, ids = _clusterable(tmp_path)
+    # sessions of 5 utterances inside each speaker
+    utt2session = tmp_path / "utt2session"
+    utt2session.write_text("".join(f"{u} {u[:3]}-{i // 5}\n" for i, u in enumerate(ids)))
+    out = tmp_path / "clusters"
+    code, output = run(
+        ["pseudo-label", "cluster", "--embeddings", str(npz), "--out-dir", str(out),
+         "--utt2spk", str(utt2spk), "--utt2session", str(utt2session),
+         "cluster.aggregate=session", "cluster.min_size=4", "cluster.samples_per_cluster=2",
+         "cluster.ahc_threshold_mode=neighbours"]
+    )  # fmt: skip
+    assert code == 0, output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["nmi"] > 0.95 and summary["kept_fraction"] > 0.9
+    labels = dict(line.split() for line in (out / "utt2cluster").read_text().splitlines())
+    session = dict(line.split() for line in utt2session.read_text().splitlines())
+    by_session: dict[str, set[str]] = {}
+    for utt, cluster in labels.items():
+        by_session.setdefault(session[utt], set()).add(cluster)
+    assert all(len(c) == 1 for c in by_session.values())

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from dino_speech.config import ClusterConfig
+from dino_speech.errors import ConfigError, DataError
 from dino_speech.pseudo_label import cluster as cluster_mod
 from dino_speech.pseudo_label import cluster_large
 from dino_speech.pseudo_label.cluster import ahc_cosine, cluster_embeddings, l2_normalize
@@ -141,3 +142,25 @@ def test_cluster_sums_and_nearest_rows(monkeypatch):
     for use_faiss in (False, True):
         nearest = cluster_large.nearest_rows(Z, M, use_faiss=use_faiss)
         assert np.array_equal(nearest, np.argmax(Z @ M.T, axis=1))
+
+
+def test_sessions_are_clustered_by_their_means():
+    # sessions whose utterances alone are too noisy to cluster well; their means are not
+    rng = np.random.default_rng(5)
+    n_spk, n_ses, per_ses, dim = 12, 6, 8, 16
+    means = rng.standard_normal((n_spk, dim))
+    spk = np.repeat(np.arange(n_spk), n_ses * per_ses)
+    ses = np.repeat(np.arange(n_spk * n_ses), per_ses)
+    X = (means[spk] + 1.5 * rng.standard_normal((spk.size, dim))).astype(np.float32)
+    base = ClusterConfig(ahc_threshold_mode="neighbours", min_size=4, samples_per_cluster=2)
+    alone = cluster_quality(cluster_embeddings(X, base), spk)
+    cfg = ClusterConfig(**{**base.__dict__, "aggregate": "session"})
+    labels = cluster_embeddings(X, cfg, sessions=[f"v{s}" for s in ses])
+    together = cluster_quality(labels, spk)
+    assert together["nmi"] > 0.95 and together["nmi"] > alone["nmi"] + 0.2
+    for s in np.unique(ses):
+        assert np.unique(labels[ses == s]).size == 1
+    with pytest.raises(ConfigError, match="session"):
+        cluster_embeddings(X, cfg)
+    with pytest.raises(DataError, match="no session"):
+        cluster_embeddings(X, cfg, sessions=[None] + ["v"] * (len(X) - 1))

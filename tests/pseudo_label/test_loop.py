@@ -262,6 +262,23 @@ def test_oracle_clusters_are_the_true_speakers(
     assert quality["nmi"] == pytest.approx(1.0) and quality["purity"] == pytest.approx(1.0)
 
 
+def test_sessions_of_the_cuts_are_clustered_whole(
+    tiny_pl_config: PseudoLabelConfig, init_model: Path, tmp_path: Path
+) -> None:
+    cfg = apply_overrides(
+        tiny_pl_config,
+        ["eval.cuts=", "eval.trials=", "cluster.aggregate=session", "cluster.min_size=1"],
+    )
+    run_pseudo_label(cfg, init_model, tmp_path / "exp", rounds=1, progress=False)
+    labels = read_kaldi_list(tmp_path / "exp" / "round1" / "cluster" / "labels")
+    session = {c.id: c.custom["session"] for c in load_cuts(cfg.data.train_cuts)}
+    assert set(labels) == set(session)  # min_size 1: every utterance kept
+    clusters_of: dict[str, set[str]] = {}
+    for utt, cluster in labels.items():
+        clusters_of.setdefault(session[utt], set()).add(cluster)
+    assert len(clusters_of) > 1 and all(len(c) == 1 for c in clusters_of.values())
+
+
 def test_oracle_needs_true_speakers(
     tiny_pl_config: PseudoLabelConfig, init_model: Path, tmp_path: Path
 ) -> None:
