@@ -44,7 +44,6 @@ __all__ = [
     "read_wav_scp",
     "shard_name",
     "shard_items",
-    "torchrun_shard",
 ]
 
 logger = logging.getLogger(__name__)
@@ -138,12 +137,6 @@ def shard_items(items: Sequence[Any], index: int, count: int) -> list[Any]:
     return list(items[index * n // count : (index + 1) * n // count])
 
 
-def torchrun_shard() -> tuple[int, int, int] | None:
-    """``(rank, world_size, local_rank)`` under ``torchrun`` with more than one process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return None
-    return int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def shard_name(index: int, count: int) -> str:

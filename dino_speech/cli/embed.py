@@ -156,7 +156,9 @@ def embed(
         raise click.BadParameter(
             "must be smaller than --chunk-seconds", param_hint="--chunk-overlap"
         )
-    dist = extract.torchrun_shard()
+    from dino_speech.runtime import torchrun_context
+
+    dist = torchrun_context(device)
     if dist is not None and shard is not None:
         raise click.UsageError("--shard cannot be combined with torchrun (shards come from RANK)")
     shard_spec = extract.parse_shard(shard) if shard is not None else None
@@ -171,12 +173,11 @@ def embed(
         items = extract.items_from_files(files)
 
     from dino_speech.api import Embedder
-    from dino_speech.train.distributed import resolve_device
+    from dino_speech.runtime import resolve_device
 
-    local_rank = dist[2] if dist is not None else 0
     embedder = Embedder.from_pretrained(
         model,
-        device=resolve_device(device, local_rank),
+        device=resolve_device(device) if dist is None else dist.device,
         chunk_seconds=chunk_seconds,
         chunk_overlap=chunk_overlap,
         precision=precision,
@@ -185,13 +186,13 @@ def embed(
         batch_size=batch_size,
         num_workers=num_workers,
         skip_bad=skip_bad,
-        progress=show_progress(progress) and (dist is None or dist[0] == 0),
+        progress=show_progress(progress) and (dist is None or dist.is_main),
     )
     if dist is not None:
         summary = extract.extract_under_torchrun(
-            embedder, items, out_dir, dist[0], dist[1], **kwargs
+            embedder, items, out_dir, dist.rank, dist.world_size, **kwargs
         )
-        if dist[0] != 0:
+        if not dist.is_main:
             return
     else:
         summary = extract.extract_embeddings(embedder, items, out_dir, shard=shard_spec, **kwargs)

@@ -105,7 +105,7 @@ def verify(
         return
 
     from dino_speech.api import Embedder
-    from dino_speech.train.distributed import resolve_device
+    from dino_speech.runtime import resolve_device
 
     embedder = Embedder.from_pretrained(model, device=resolve_device(device))
     result = embedder.verify(files[0], files[1], threshold=chosen.threshold)
