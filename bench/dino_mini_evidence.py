@@ -27,7 +27,7 @@ from dino_speech.config import DinoExperimentConfig, FbankConfig, load_config
 from dino_speech.data.features import Fbank
 from dino_speech.data.manifests import load_cuts, read_kaldi_list
 from dino_speech.eval.verification import compute_eer, read_trials, score_trials
-from dino_speech.models.package import load_embedder
+from dino_speech.loading import load_embedder
 from dino_speech.models.registry import build_encoder
 
 REPO = Path(__file__).resolve().parents[1]

@@ -135,7 +135,7 @@ class Embedder:
 
         ``device="auto"`` picks CUDA when available; ``kwargs`` go to :class:`Embedder`.
         """
-        from dino_speech.models.package import load_embedder
+        from dino_speech.loading import load_embedder
         from dino_speech.runtime import resolve_device
 
         resolved = resolve_device(str(device)) if isinstance(device, str) else device

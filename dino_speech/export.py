@@ -162,7 +162,7 @@ def export_embedder(
         DataError: the model cannot be loaded, or the exported model differs from the eager
             one by more than ``tolerance`` (the file is removed then).
     """
-    from dino_speech.models.package import load_embedder
+    from dino_speech.loading import load_embedder
 
     if format not in EXPORT_FORMATS:
         raise ConfigError(f"unknown export format '{format}'; valid: {', '.join(EXPORT_FORMATS)}")

@@ -137,8 +137,6 @@ def shard_items(items: Sequence[Any], index: int, count: int) -> list[Any]:
     return list(items[index * n // count : (index + 1) * n // count])
 
 
-
-
 def shard_name(index: int, count: int) -> str:
     return f"xvector.{index}-of-{count}"
 

@@ -71,7 +71,7 @@ def verify(
         dino-speech verify --model exp/dino a.wav b.wav
     """
     from dino_speech.eval import threshold_store as store
-    from dino_speech.models.package import resolve_model_path
+    from dino_speech.loading import resolve_model_path
     from dino_speech.models.stats import BUILTIN_MODELS
 
     if len(files) not in ((0, 2) if save_threshold else (2,)):

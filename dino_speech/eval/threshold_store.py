@@ -64,7 +64,7 @@ def _model_location(model_path: str | Path) -> tuple[Path, str | None] | None:
     """``(folder, model file relative to it or None)``; None for a built-in model."""
     path = Path(model_path)
     if path.is_dir():
-        from dino_speech.models.package import resolve_model_path
+        from dino_speech.loading import resolve_model_path
 
         try:
             resolved = resolve_model_path(path)

@@ -5,7 +5,7 @@ feature over the valid frames. With 40 log-Mel bands and no mean normalisation i
 classic log-Mel statistics baseline (``bench/baseline_logmel.py``): a speaker "embedding" that
 needs no training, against which learnt embeddings are compared.
 
-Built-in models are names that :func:`dino_speech.models.package.load_embedder` (and so
+Built-in models are names that :func:`dino_speech.loading.load_embedder` (and so
 ``Embedder.from_pretrained`` and every ``--model`` option) accepts besides a file or an
 experiment directory:
 

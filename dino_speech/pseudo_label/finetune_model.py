@@ -19,12 +19,8 @@ from torch import nn
 
 from dino_speech.config import EncoderConfig, FbankConfig, PseudoLabelConfig
 from dino_speech.errors import DataError
-from dino_speech.models.package import (
-    atomic_torch_save,
-    load_embedder_spec,
-    load_torch_file,
-    resolve_model_path,
-)
+from dino_speech.file_io import atomic_torch_save, load_torch_file
+from dino_speech.loading import load_embedder_spec, resolve_model_path
 from dino_speech.pseudo_label.margin import AAMSoftmax
 from dino_speech.train.optim import make_optimizer, param_groups
 

@@ -37,7 +37,7 @@ import numpy as np
 
 from dino_speech.config import PseudoLabelConfig, apply_overrides, save_config, to_dict
 from dino_speech.errors import ConfigError, DataError
-from dino_speech.models.package import resolve_model_path
+from dino_speech.loading import resolve_model_path
 from dino_speech.pseudo_label.report import collect_summary, format_summary
 from dino_speech.pseudo_label.stages import (
     RoundPaths,

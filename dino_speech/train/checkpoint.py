@@ -23,10 +23,8 @@ newest file damaged afterwards (a full disk, a copy cut short) leaves one to res
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -35,7 +33,7 @@ import numpy as np
 import torch
 
 from dino_speech.errors import DataError
-from dino_speech.models.package import CHECKPOINT_FORMAT, atomic_torch_save, load_torch_file
+from dino_speech.file_io import atomic_torch_save, atomic_write_text, load_torch_file
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -49,7 +47,12 @@ __all__ = [
     "restore_rng",
     "resume_candidates",
     "save_checkpoint",
+    "teacher_backbone",
+    "teacher_encoder",
 ]
+
+CHECKPOINT_FORMAT = "dino_speech/dino-checkpoint-v1"
+BACKBONE_PREFIX = "backbone."
 
 _STEP_RE = re.compile(r"^step-(\d+)\.pt$")
 _EPOCH_RE = re.compile(r"^epoch-(\d+)\.pt$")
@@ -66,11 +69,25 @@ def save_checkpoint(directory: Path, name: str, blob: dict[str, Any]) -> Path:
     """Write ``blob`` atomically as ``directory/name`` and point ``latest`` at it."""
     path = directory / name
     atomic_torch_save({"format": CHECKPOINT_FORMAT, **blob}, path)
-    fd, tmp = tempfile.mkstemp(prefix=".latest.", dir=directory)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(name + "\n")
-    os.replace(tmp, directory / LATEST)
+    atomic_write_text(directory / LATEST, name + "\n")
     return path
+
+
+def teacher_backbone(blob: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The teacher encoder's state dict in a checkpoint (its ``backbone.*`` entries)."""
+    return {
+        k[len(BACKBONE_PREFIX) :]: v
+        for k, v in blob["teacher"].items()
+        if k.startswith(BACKBONE_PREFIX)
+    }
+
+
+def teacher_encoder(blob: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any], dict]:
+    """What rebuilds a checkpoint's teacher encoder: ``(encoder name, its kwargs, the fbank
+    settings as a dict, its state dict)``."""
+    config = blob["config"]
+    model = config["model"]
+    return model["name"], model["kwargs"], config["data"]["features"], teacher_backbone(blob)
 
 
 def find_latest(directory: Path) -> Path | None:

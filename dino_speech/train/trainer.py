@@ -291,14 +291,7 @@ class DinoTrainer(ResumableLoop):
         epochs = ckpt.epoch_checkpoints(self.ckpt_dir) if self.ctx.is_main else []
         if tc.average_last > 1 and len(epochs) >= 2 and not stopped_by_time:
             chosen = epochs[-tc.average_last :]
-            states = [
-                {
-                    k[len("backbone.") :]: v
-                    for k, v in ckpt.load_checkpoint(p)["teacher"].items()
-                    if k.startswith("backbone.")
-                }
-                for p in chosen
-            ]
+            states = [ckpt.teacher_backbone(ckpt.load_checkpoint(p)) for p in chosen]
             names = [p.name for p in chosen]
             self._log(f"embedder: teacher encoder averaged over {', '.join(names)}")
             return self._write_embedder(ckpt.average_state_dicts(states), averaged=names)

@@ -9,7 +9,8 @@ import torch
 
 from dino_speech.config import EncoderConfig, FbankConfig
 from dino_speech.errors import DataError
-from dino_speech.models.package import EMBEDDER_FORMAT, load_embedder, save_embedder
+from dino_speech.loading import load_embedder
+from dino_speech.models.package import EMBEDDER_FORMAT, save_embedder
 from dino_speech.models.registry import build_encoder
 
 
@@ -63,7 +64,7 @@ def test_weights_that_do_not_fit(tmp_path: Path) -> None:
 def test_experiment_without_embedder_resolves_to_its_latest_checkpoint(tmp_path: Path) -> None:
     import os
 
-    from dino_speech.models.package import resolve_model_path
+    from dino_speech.loading import resolve_model_path
     from dino_speech.train.checkpoint import save_checkpoint
 
     ckpts = tmp_path / "exp" / "checkpoints"

@@ -10,7 +10,7 @@ import torchaudio
 from dino_speech import Embedder
 from dino_speech.audio import read_audio, write_audio
 from dino_speech.errors import ConfigError, DataError
-from dino_speech.models.package import load_embedder
+from dino_speech.loading import load_embedder
 from dino_speech.models.registry import build_encoder
 from dino_speech.models.stats import FeatureStats, builtin_model, list_builtin_models
 

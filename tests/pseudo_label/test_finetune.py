@@ -13,7 +13,7 @@ from dino_speech.config import PseudoLabelConfig, apply_overrides
 from dino_speech.data.features import Fbank
 from dino_speech.data.manifests import cut_label, load_cuts
 from dino_speech.errors import DataError
-from dino_speech.models.package import load_embedder
+from dino_speech.loading import load_embedder
 from dino_speech.pseudo_label.finetune import MarginFinetuner, finetune_stage
 from dino_speech.pseudo_label.finetune_model import load_init_model, pseudo_labels
 

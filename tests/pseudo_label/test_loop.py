@@ -13,7 +13,7 @@ import torch
 from dino_speech.config import PseudoLabelConfig, apply_overrides
 from dino_speech.data.manifests import load_cuts, read_kaldi_list
 from dino_speech.errors import ConfigError, DataError
-from dino_speech.models.package import load_embedder
+from dino_speech.loading import load_embedder
 from dino_speech.pseudo_label.finetune import MarginFinetuner
 from dino_speech.pseudo_label.loop import (
     STAGE_LOG,

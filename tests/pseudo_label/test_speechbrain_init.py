@@ -12,7 +12,7 @@ from lhotse import CutSet
 from dino_speech.cli.main import cli
 from dino_speech.config import PseudoLabelConfig
 from dino_speech.data.manifests import cut_label, load_cuts
-from dino_speech.models.package import load_embedder, load_embedder_spec
+from dino_speech.loading import load_embedder, load_embedder_spec
 from dino_speech.pseudo_label.finetune import MarginFinetuner
 from dino_speech.pseudo_label.finetune_model import load_init_model
 from dino_speech.train.data import DinoBatchSource

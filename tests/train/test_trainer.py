@@ -10,7 +10,7 @@ import torch
 
 from dino_speech.config import DinoExperimentConfig, apply_overrides, load_config
 from dino_speech.errors import ConfigError
-from dino_speech.models.package import load_embedder
+from dino_speech.loading import load_embedder
 from dino_speech.train.checkpoint import load_checkpoint
 from dino_speech.train.data import DinoBatchSource, DinoViews
 from dino_speech.train.step import DinoStep, StepOutput

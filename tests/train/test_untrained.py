@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from dino_speech.cli.main import cli
 from dino_speech.config import DinoExperimentConfig, save_config
-from dino_speech.models.package import load_embedder
+from dino_speech.loading import load_embedder
 from dino_speech.train.trainer import DinoTrainer, write_untrained_embedder
 
 
