@@ -18,3 +18,8 @@ class ConfigError(DinoSpeechError, ValueError):
 
 class DataError(DinoSpeechError, ValueError):
     """Malformed manifests, lists, trial files or embeddings."""
+
+
+class TrainingDivergedError(DinoSpeechError):
+    """Training diverged: the loss (or the gradients) became NaN or infinite and stayed so,
+    usually because the learning rate is too high."""

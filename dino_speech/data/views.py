@@ -33,8 +33,10 @@ if TYPE_CHECKING:
 
     from dino_speech.data.multicrop import MultiCropDataset
 
-__all__ = ["DinoViews", "ViewMaker", "WorkerViewsDataset", "resolve_augment_on"]
+__all__ = ["Crop", "DinoViews", "ViewMaker", "WorkerViewsDataset", "resolve_augment_on"]
 
+# One group of same-length crops: features (N, T, F) and their lengths (N,) or None;
+# also what the DINO model takes (dino_speech.ssl.dino.MultiCropModel).
 Crop = tuple[torch.Tensor, torch.Tensor | None]
 
 

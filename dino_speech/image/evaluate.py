@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from dino_speech.train.monitor import effective_rank as core_effective_rank
+
 KNN_TEMPERATURE = 0.07
 
 
@@ -100,13 +102,9 @@ def linear_probe_accuracy(
 
 
 def effective_rank(x: np.ndarray) -> float:
-    """``exp`` of the entropy of the normalised singular values of ``x`` (N, D)."""
-    s = np.linalg.svd(np.asarray(x, dtype=np.float64), compute_uv=False)
-    total = s.sum()
-    if total <= 0:
-        return 0.0
-    p = s[s > 0] / total
-    return float(math.exp(-(p * np.log(p)).sum()))
+    """The core's :func:`~dino_speech.train.monitor.effective_rank` of the rows of ``x``
+    (N, D) as given (uncentred, RankMe), in float64; 0.0 when ``x`` is all zeros."""
+    return core_effective_rank(torch.tensor(np.asarray(x, dtype=np.float64)), center=False)
 
 
 def collapse_diagnostics(features: np.ndarray) -> dict[str, float]:

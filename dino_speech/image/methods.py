@@ -2,15 +2,15 @@
 
 Each method owns a backbone and its heads. ``forward(x1, x2)`` takes two augmented views
 ``(B, C, H, W)`` of the same images and returns ``{"loss": scalar, ...detached logs}``;
-``after_step(progress)`` runs after each optimiser step (BYOL's EMA; a no-op otherwise);
-``backbone`` is what gets evaluated. Head widths default to the papers' (``scale="paper"``) or to
-a small set that suits 8 x 8 digits on a CPU (``scale="small"``).
+``after_step(progress)`` runs after each optimiser step (BYOL's EMA, the core's
+:func:`~dino_speech.ssl.ema.ema_update` on its :func:`~dino_speech.ssl.schedules.half_cosine`;
+a no-op otherwise); ``backbone`` is what gets evaluated. Head widths default to the papers'
+(``scale="paper"``) or to a small set that suits 8 x 8 digits on a CPU (``scale="small"``).
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +24,8 @@ from dino_speech.image.losses import (
     negative_cosine,
     vicreg_loss,
 )
+from dino_speech.ssl.ema import ema_update
+from dino_speech.ssl.schedules import half_cosine
 
 METHODS = ("byol", "simsiam", "barlow", "vicreg")
 PREDICTOR_METHODS = ("byol", "simsiam")
@@ -66,21 +68,6 @@ def head_dims(method: str, scale: str = "paper") -> HeadDims:
 def _check_method(method: str) -> None:
     if method not in METHODS:
         raise ConfigError(f"unknown method '{method}'; valid methods: {', '.join(METHODS)}")
-
-
-@torch.no_grad()
-def ema_update(target: nn.Module, online: nn.Module, tau: float) -> None:
-    """``target <- tau * target + (1 - tau) * online`` for parameters; buffers are copied."""
-    for t, o in zip(target.parameters(), online.parameters(), strict=True):
-        t.mul_(tau).add_(o.detach(), alpha=1.0 - tau)
-    for t, o in zip(target.buffers(), online.buffers(), strict=True):
-        t.copy_(o)
-
-
-def cosine_ema_tau(base_tau: float, progress: float) -> float:
-    """BYOL's schedule ``1 - (1 - base) (cos(pi progress) + 1) / 2``: base at 0, 1 at the end."""
-    progress = min(max(progress, 0.0), 1.0)
-    return 1.0 - (1.0 - base_tau) * (math.cos(math.pi * progress) + 1.0) / 2.0
 
 
 class SSLMethod(nn.Module):
@@ -131,9 +118,11 @@ class BYOL(SSLMethod):
         return {"loss": loss, "tau": torch.tensor(self.tau)}
 
     def after_step(self, progress: float) -> None:
-        self.tau = cosine_ema_tau(self.base_tau, progress)
-        ema_update(self.target_backbone, self.backbone, self.tau)
-        ema_update(self.target_projector, self.projector, self.tau)
+        # BYOL's schedule 1 - (1 - base) (cos(pi progress) + 1) / 2: base at 0, 1 at the end.
+        self.tau = half_cosine(self.base_tau, 1.0, progress)
+        # The target's BatchNorm statistics are the online network's (the reference code's).
+        ema_update(self.target_backbone, self.backbone, self.tau, copy_buffers=True)
+        ema_update(self.target_projector, self.projector, self.tau, copy_buffers=True)
 
 
 class SimSiam(SSLMethod):

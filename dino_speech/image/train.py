@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -23,22 +22,19 @@ import torch
 from tqdm import tqdm
 
 from dino_speech.config import save_config, to_dict
-from dino_speech.errors import ConfigError, DinoSpeechError
+from dino_speech.errors import ConfigError, TrainingDivergedError
 from dino_speech.image.augment import normalize
 from dino_speech.image.backbones import build_backbone
 from dino_speech.image.data import ImageDataset, load_image_dataset
 from dino_speech.image.evaluate import evaluate_features, extract_features
 from dino_speech.image.methods import METHODS, PREDICTOR_METHODS, build_method
+from dino_speech.ssl.schedules import half_cosine
 
 log = logging.getLogger(__name__)
 
 ENCODER_FORMAT = "dino_speech/image-encoder-v1"
 # Complete collapse maps every image to one direction: an effective rank of 1.
 COLLAPSE_RANK = 2.0
-
-
-class TrainingDivergedError(DinoSpeechError):
-    """The loss became NaN or infinite (usually a learning rate too high)."""
 
 
 @dataclass
@@ -109,10 +105,11 @@ def resolve(cfg: ImageTrainConfig) -> ImageTrainConfig:
 
 
 def _lr_at(step: int, total: int, warmup: int, peak: float) -> float:
+    """The learning rate of ``step``: linear warm-up that reaches ``peak`` at its last step
+    (step ``warmup - 1``), then the core's half cosine from ``peak`` to 0."""
     if step < warmup:
         return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * peak * (1.0 + math.cos(math.pi * progress))
+    return half_cosine(peak, 0.0, (step - warmup) / max(1, total - warmup))
 
 
 def _optimizer(cfg: ImageTrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:

@@ -49,7 +49,7 @@ from dino_speech.pseudo_label.margin import AAMSoftmax, scheduled_margin
 from dino_speech.ssl.schedules import CosineSchedule
 from dino_speech.train.data import DinoBatchSource
 from dino_speech.train.distributed import DistContext, all_reduce_mean, init_distributed
-from dino_speech.train.loop import LoopSettings, ResumableLoop, TrainingDivergedError
+from dino_speech.train.loop import LoopInputs, LoopSettings, ResumableLoop, TrainingDivergedError
 from dino_speech.train.optim import clip_gradients
 from dino_speech.train.sync_bn import convert_sync_batchnorm
 
@@ -123,6 +123,8 @@ class MarginFinetuner(ResumableLoop):
         resume: continue from the newest checkpoint in ``out_dir/checkpoints``.
     """
 
+    lr: CosineSchedule  # the learning rate; built by _replan, first when _start calls it
+
     def __init__(
         self,
         cfg: PseudoLabelConfig,
@@ -195,19 +197,14 @@ class MarginFinetuner(ResumableLoop):
         self.optimizer = build_optimizer(self.net, cfg)
 
         torch.manual_seed(tc.seed + 1 + self.ctx.rank)
-        self.gen = torch.Generator()  # on the CPU: the same augmentation draws on any device
-        self.gen.manual_seed(tc.seed * 1000 + 29 + self.ctx.rank)
-        self.data = DinoBatchSource(
-            self._data_config(), seed=tc.seed, ctx=self.ctx, gen=self.gen, cuts=cuts
-        )
-        self.steps_per_epoch = self.data.steps_per_epoch(
-            ft.steps_per_epoch, "finetune.steps_per_epoch"
-        )
-        self.lr = self._lr_schedule(self.total_steps)
+        gen = torch.Generator()  # on the CPU: the same augmentation draws on any device
+        gen.manual_seed(tc.seed * 1000 + 29 + self.ctx.rank)
+        data = DinoBatchSource(self._data_config(), seed=tc.seed, ctx=self.ctx, gen=gen, cuts=cuts)
+        steps_per_epoch = data.steps_per_epoch(ft.steps_per_epoch, "finetune.steps_per_epoch")
         self.autocast = self.device.type == "cuda" and tc.precision == "bf16"
         self.last_accuracy: float | None = None
         self._window: list[torch.Tensor] = []  # (loss, accuracy) of steps since the last log
-        self._resume_latest()
+        self._start(LoopInputs(data, gen, steps_per_epoch))
         self._log(
             f"fine-tuning ({stage}) {self.init.encoder_cfg.name} from {self.init.path}: "
             f"{len(self.classes)} pseudo-speakers, {len(cuts)} cuts; trainable "

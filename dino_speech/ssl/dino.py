@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from dino_speech.config import DinoConfig
+from dino_speech.data.views import Crop
+from dino_speech.ssl.ema import ema_update
 
 __all__ = [
     "DinoCenter",
@@ -30,8 +32,6 @@ __all__ = [
     "dino_statistics",
     "ema_update",
 ]
-
-Crop = tuple[torch.Tensor, torch.Tensor | None]
 
 
 class WeightNormLinear(nn.Module):
@@ -238,21 +238,6 @@ class DinoCenter(nn.Module):
         if reduce is not None:
             batch_center = reduce(batch_center)
         self.center.mul_(self.momentum).add_(batch_center, alpha=1.0 - self.momentum)
-
-
-@torch.no_grad()
-def ema_update(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
-    """``teacher ← momentum · teacher + (1 − momentum) · student``, parameter by parameter.
-
-    Buffers (BatchNorm statistics) are not averaged: the teacher keeps its own, gathered on
-    the global crops it sees.
-    """
-    t_params = list(teacher.parameters())
-    s_params = [p.detach() for p in student.parameters()]
-    if len(t_params) != len(s_params):
-        raise ValueError("teacher and student have different parameter lists")
-    torch._foreach_mul_(t_params, momentum)
-    torch._foreach_add_(t_params, s_params, alpha=1.0 - momentum)
 
 
 def cancel_last_layer_grads(model: nn.Module) -> None:

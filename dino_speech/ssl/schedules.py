@@ -12,7 +12,14 @@ from dataclasses import dataclass
 
 from dino_speech.config import DinoConfig, OptimConfig
 
-__all__ = ["CosineSchedule", "DinoSchedules"]
+__all__ = ["CosineSchedule", "DinoSchedules", "half_cosine"]
+
+
+def half_cosine(start: float, end: float, progress: float) -> float:
+    """``start`` at ``progress`` 0 to ``end`` at 1 on a half cosine (``progress`` clamped to
+    [0, 1]): ``end + (start - end) (1 + cos(pi progress)) / 2``."""
+    progress = min(max(progress, 0.0), 1.0)
+    return end + 0.5 * (start - end) * (1.0 + math.cos(math.pi * progress))
 
 
 @dataclass(frozen=True)
@@ -36,8 +43,7 @@ class CosineSchedule:
         span = self.total_steps - self.warmup_steps
         if span <= 0 or step >= self.total_steps:
             return self.final
-        progress = (step - self.warmup_steps) / span
-        return self.final + 0.5 * (self.base - self.final) * (1.0 + math.cos(math.pi * progress))
+        return half_cosine(self.base, self.final, (step - self.warmup_steps) / span)
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,12 @@ half-updated, so the last checkpoint stays the resume point; one that lands betw
 the current state, with the batches actually trained as the sampler's position. Under DDP
 nothing is saved on an interrupt (the other processes may not reach the collective).
 
-A subclass builds its models, sets ``self.data`` (a
-:class:`~dino_speech.train.data.DinoBatchSource`), ``self.gen`` (its augmentation generator)
-and ``self.steps_per_epoch``, calls :meth:`_resume_latest`, and implements
-:meth:`_train_step`, :meth:`_state` and :meth:`_load_state` (plus optionally
-:meth:`_after_step` and :meth:`_epoch_done`); its ``fit`` calls :meth:`_run_epochs`.
+A subclass builds its models, then hands the loop what it iterates, a :class:`LoopInputs`
+(the :class:`~dino_speech.train.data.DinoBatchSource`, the generator of its augmentation and
+the batches per epoch), to :meth:`_start`, which resumes from the newest checkpoint; it
+implements :meth:`_train_step`, :meth:`_state` and :meth:`_load_state` (plus optionally
+:meth:`_after_step`, :meth:`_epoch_done` and :meth:`_replan`); its ``fit`` calls
+:meth:`_run_epochs`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from dino_speech.errors import ConfigError, DataError, DinoSpeechError
+from dino_speech.errors import ConfigError, DataError, TrainingDivergedError
 from dino_speech.train import checkpoint as ckpt
 from dino_speech.train.data import DinoBatchSource
 from dino_speech.train.distributed import (
@@ -41,7 +42,13 @@ from dino_speech.train.distributed import (
 )
 from dino_speech.train.monitor import TrainMonitor
 
-__all__ = ["MAX_NONFINITE_STEPS", "LoopSettings", "ResumableLoop", "TrainingDivergedError"]
+__all__ = [
+    "MAX_NONFINITE_STEPS",
+    "LoopInputs",
+    "LoopSettings",
+    "ResumableLoop",
+    "TrainingDivergedError",
+]
 
 MAX_NONFINITE_STEPS = 20
 # Budget-fitted schedules: the step time is measured from this many steps after the start
@@ -53,10 +60,6 @@ REPLAN_EVERY = 10
 PLAN_WINDOW = 10  # revisions the step time is measured over (the last 100 steps)
 BUDGET_MARGIN = 0.97
 _clock = time.monotonic  # the loop's clock (a test steps it by hand)
-
-
-class TrainingDivergedError(DinoSpeechError):
-    """The loss or gradients stayed NaN/Inf for many steps in a row."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,20 @@ class LoopSettings:
             raise ConfigError("need train.checkpoint_every >= 0 and train.keep_last >= 0")
 
 
+@dataclass(frozen=True)
+class LoopInputs:
+    """What the loop iterates, handed to :meth:`ResumableLoop._start`.
+
+    ``data``: the batches; ``gen``: the CPU generator the data's augmentation draws from (its
+    state is saved in every checkpoint and restored on resume); ``steps_per_epoch``: batches
+    per epoch (the same on every process).
+    """
+
+    data: DinoBatchSource
+    gen: torch.Generator
+    steps_per_epoch: int
+
+
 class ResumableLoop:
     """Base class of the trainers (see the module docstring).
 
@@ -103,6 +120,7 @@ class ResumableLoop:
         progress: show a progress bar (main process only).
     """
 
+    # Set by _start, from its LoopInputs.
     data: DinoBatchSource
     gen: torch.Generator
     steps_per_epoch: int
@@ -141,6 +159,19 @@ class ResumableLoop:
         self._nonfinite = 0
         self._mid_update = False
         self._planned: int | None = None
+        self._started = False
+
+    def _start(self, inputs: LoopInputs) -> None:
+        """Take the loop's inputs, let :meth:`_replan` build the schedules for the run's
+        length, and continue from the newest checkpoint if there is one. A subclass calls it
+        once, at the end of building (its models, optimiser and schedules exist)."""
+        if self._started:
+            raise RuntimeError("ResumableLoop._start called twice")
+        self.data, self.gen = inputs.data, inputs.gen
+        self.steps_per_epoch = inputs.steps_per_epoch
+        self._started = True
+        self._replan(self.planned_steps)
+        self._resume_latest()
 
     @property
     def total_steps(self) -> int:
@@ -172,7 +203,9 @@ class ResumableLoop:
         """Called after each end-of-epoch checkpoint."""
 
     def _replan(self, planned_steps: int) -> None:
-        """The run will end at ``planned_steps``: rebuild the schedules to end there."""
+        """The run will end at ``planned_steps``: rebuild the schedules to end there. Called by
+        :meth:`_start` with :attr:`total_steps`, again when the checkpoint it resumes from
+        holds another plan, and whenever a budget-fitted run revises its plan."""
 
     def _state(self) -> dict[str, Any]:
         """The trainer's own checkpoint entries (models, optimiser, config, ``monitor``)."""
@@ -187,6 +220,8 @@ class ResumableLoop:
     def _run_epochs(self, desc: str) -> bool:
         """Train until the epochs are done or the time budget is spent; True when the budget
         stopped it before the last epoch ended."""
+        if not self._started:
+            raise RuntimeError(f"{type(self).__name__} never called _start(LoopInputs(...))")
         s = self.settings
         budget = None if s.max_minutes is None else 60.0 * s.max_minutes
         start = _clock()
@@ -333,7 +368,7 @@ class ResumableLoop:
         ckpt.prune_checkpoints(self.ckpt_dir, s.keep_steps, s.keep_epochs, protect=protect)
 
     def _resume_latest(self) -> None:
-        """Continue from the newest checkpoint, if there is one (call after building)."""
+        """Continue from the newest checkpoint, if there is one (part of :meth:`_start`)."""
         if self._latest is None:
             return
         path, blob = self._read_resume_checkpoint()

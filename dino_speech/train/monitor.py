@@ -34,17 +34,25 @@ def embedding_std(embeddings: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def effective_rank(embeddings: torch.Tensor) -> float:
-    """``exp`` of the entropy of the normalised singular values of the centred ``(N, D)``
-    embeddings (Roy & Vetterli 2007): 1 for a line, up to ``min(N, D)``."""
-    x = embeddings.float()
-    x = x - x.mean(dim=0, keepdim=True)
+def effective_rank(embeddings: torch.Tensor, *, center: bool = True) -> float:
+    """``exp`` of the entropy of the normalised singular values of the ``(N, D)`` embeddings
+    (Roy & Vetterli 2007): 1 for a line, up to ``min(N, D)``.
+
+    ``center``: subtract the mean row first (the spread around the mean; DINO's monitor), or
+    not (the rank of the rows as given: RankMe, the image evaluation). Computed in float32, or
+    in float64 for float64 input. Degenerate input (all singular values 0): 1.0 when centred
+    (all rows equal: one point, complete collapse), 0.0 uncentred (all rows 0).
+    """
+    x = embeddings.to(torch.promote_types(embeddings.dtype, torch.float32))
+    if center:
+        x = x - x.mean(dim=0, keepdim=True)
     s = torch.linalg.svdvals(x.cpu())
     total = s.sum()
     if total <= 0:
-        return 1.0
+        return 1.0 if center else 0.0
     p = s / total
-    return float(torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum()))
+    p_log_p = torch.where(p > 0, p * torch.log(p), 0.0)  # 0 log 0 = 0
+    return float(torch.exp(-p_log_p.sum()))
 
 
 class CollapseDetector:

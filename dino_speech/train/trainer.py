@@ -35,7 +35,7 @@ from dino_speech.train import checkpoint as ckpt
 from dino_speech.train.data import DinoBatchSource
 from dino_speech.train.distributed import DistContext, all_reduce_mean, init_distributed
 from dino_speech.train.exp_lock import experiment_lock
-from dino_speech.train.loop import LoopSettings, ResumableLoop, TrainingDivergedError
+from dino_speech.train.loop import LoopInputs, LoopSettings, ResumableLoop, TrainingDivergedError
 from dino_speech.train.monitor import CollapseDetector, effective_rank, embedding_std
 from dino_speech.train.step import DinoStep, StepOutput, build_optimizer
 from dino_speech.train.sync_bn import convert_sync_batchnorm
@@ -136,15 +136,15 @@ class DinoTrainer(ResumableLoop):
         self.optimizer = build_optimizer(self.student, cfg)
 
         torch.manual_seed(tc.seed + 1 + self.ctx.rank)
-        self.gen = torch.Generator()  # on the CPU: the same draws on any device
-        self.gen.manual_seed(tc.seed * 1000 + 17 + self.ctx.rank)
-        self.data = DinoBatchSource(cfg.data, seed=tc.seed, ctx=self.ctx, gen=self.gen)
-        self.steps_per_epoch = self.data.steps_per_epoch(tc.steps_per_epoch)
+        gen = torch.Generator()  # on the CPU: the same draws on any device
+        gen.manual_seed(tc.seed * 1000 + 17 + self.ctx.rank)
+        data = DinoBatchSource(cfg.data, seed=tc.seed, ctx=self.ctx, gen=gen)
+        inputs = LoopInputs(data, gen, data.steps_per_epoch(tc.steps_per_epoch))
         self.schedules = DinoSchedules.build(
             cfg.optim,
             cfg.dino,
             epochs=tc.epochs,
-            steps_per_epoch=self.steps_per_epoch,
+            steps_per_epoch=inputs.steps_per_epoch,
             total_batch_size=cfg.data.batch_size * self.ctx.world_size,
         )
         self.collapse = CollapseDetector(cfg.dino.out_dim, tc.collapse_patience)
@@ -159,7 +159,7 @@ class DinoTrainer(ResumableLoop):
             distributed=self.ctx.distributed,
             autocast=self.device.type == "cuda" and tc.precision == "bf16",
         )
-        self._resume_latest()
+        self._start(inputs)
         if self.ctx.is_main:  # the config in use (a resume may change e.g. train.epochs)
             save_config(cfg, self.exp_dir / "config.yaml")
         self._log(

@@ -12,10 +12,10 @@ from dino_speech.image.methods import (
     METHODS,
     HeadDims,
     build_method,
-    cosine_ema_tau,
-    ema_update,
     head_dims,
 )
+from dino_speech.ssl.ema import ema_update
+from dino_speech.ssl.schedules import half_cosine
 
 TINY = {
     "byol": HeadDims(2, 32, 16, 32),
@@ -80,15 +80,15 @@ def test_ema_update_formula_and_buffers() -> None:
         a.weight.fill_(1.0)
         b.weight.fill_(3.0)
         b.running_mean.fill_(5.0)
-    ema_update(a, b, 0.75)
+    ema_update(a, b, 0.75, copy_buffers=True)  # BYOL's: buffers are copied
     torch.testing.assert_close(a.weight, torch.full((3,), 1.5))
     torch.testing.assert_close(a.running_mean, torch.full((3,), 5.0))
 
 
 def test_cosine_ema_schedule() -> None:
-    assert cosine_ema_tau(0.99, 0.0) == pytest.approx(0.99)
-    assert cosine_ema_tau(0.99, 0.5) == pytest.approx(0.995)
-    assert cosine_ema_tau(0.99, 1.0) == pytest.approx(1.0)
+    assert half_cosine(0.99, 1.0, 0.0) == pytest.approx(0.99)
+    assert half_cosine(0.99, 1.0, 0.5) == pytest.approx(0.995)
+    assert half_cosine(0.99, 1.0, 1.0) == pytest.approx(1.0)
 
 
 def test_paper_head_dims() -> None:

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from dino_speech.config import DinoConfig, OptimConfig
-from dino_speech.ssl.schedules import CosineSchedule, DinoSchedules
+from dino_speech.ssl.schedules import CosineSchedule, DinoSchedules, half_cosine
 
 
 def test_cosine_with_warmup() -> None:
@@ -54,3 +54,26 @@ def test_unscaled_lr() -> None:
     optim = OptimConfig(lr=0.2, scale_lr=False, warmup_epochs=0)
     s = DinoSchedules.build(optim, DinoConfig(), epochs=1, steps_per_epoch=10, total_batch_size=8)
     assert s.lr(0) == pytest.approx(0.2)
+
+
+def test_half_cosine_endpoints_clamp_and_cosine_schedule() -> None:
+    assert half_cosine(0.99, 1.0, 0.0) == 0.99
+    assert half_cosine(0.99, 1.0, 1.0) == 1.0
+    assert half_cosine(2.0, 0.0, -1.0) == 2.0 and half_cosine(2.0, 0.0, 3.0) == 0.0
+    s = CosineSchedule(base=1.0, final=0.1, total_steps=110, warmup_steps=10)
+    for step in range(10, 110):
+        assert s(step) == half_cosine(1.0, 0.1, (step - 10) / 100)
+
+
+def test_half_cosine_is_bit_identical_to_the_image_code_it_replaced() -> None:
+    """BYOL's tau and the image learning-rate decay were written out before; same floats."""
+    for base in (0.99, 0.996, 0.9):
+        for i in range(101):
+            progress = i / 100
+            byol = 1.0 - (1.0 - base) * (math.cos(math.pi * progress) + 1.0) / 2.0
+            assert half_cosine(base, 1.0, progress) == byol
+    for peak in (2e-3, 0.05 * 512 / 256):
+        for i in range(101):
+            progress = i / 100
+            lr = 0.5 * peak * (1.0 + math.cos(math.pi * progress))
+            assert half_cosine(peak, 0.0, progress) == lr

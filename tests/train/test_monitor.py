@@ -67,3 +67,15 @@ def test_monitor_writes_log_and_tensorboard(tmp_path: Path) -> None:
     text = (tmp_path / "train.log").read_text()
     assert "hello" in text and "step=5 loss=1.5 lr=0.01" in text and "WARNING careful" in text
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+
+
+def test_effective_rank_uncentred_and_float64() -> None:
+    """The image evaluation's variant: rows as given (RankMe), float64 kept, zeros -> 0."""
+    torch.manual_seed(0)
+    q, _ = torch.linalg.qr(torch.randn(20, 5, dtype=torch.float64))
+    assert effective_rank(3.0 * q, center=False) == pytest.approx(5.0, rel=1e-12)
+    shifted = torch.randn(40, 1) * torch.randn(1, 8) + 5.0  # a line off the origin
+    assert effective_rank(shifted) == pytest.approx(1.0, abs=1e-3)
+    assert effective_rank(shifted, center=False) > 1.0 + 1e-3
+    assert effective_rank(torch.zeros(4, 4), center=False) == 0.0
+    assert effective_rank(torch.ones(4, 4)) == 1.0  # centred: one point
