@@ -1,18 +1,37 @@
-"""``dino-speech image``: image-domain non-contrastive SSL and the prediction-head study."""
+"""``dino-speech image``: image-domain non-contrastive SSL and the prediction-head study.
+
+``image train`` and ``image predictor-study`` read their settings as ``dino-speech train dino``
+does: an optional recipe YAML (``--config``: an :class:`~dino_speech.config.ImageTrainConfig`,
+e.g. ``recipes/image_simsiam.yaml``, or a :class:`~dino_speech.config.StudyConfig`), then
+dotted ``KEY=VALUE`` overrides, then the shortcut options (``--method simsiam`` is
+``method=simsiam``), all through the config loader. Choices come from the schema, whose names
+are the registries the image modules build from; nothing here imports torch.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
-from dino_speech.image.study_config import VARIANTS, StudyConfig
+from dino_speech.cli.run_options import config_option, literal_choices, load_run_config
+from dino_speech.config import describe_config, field_help
+from dino_speech.config.image import (
+    METHODS,
+    TRAIN_PREDICTORS,
+    VARIANTS,
+    ImageTrainConfig,
+    StudyConfig,
+)
 
-# Literal copies of the library registries (checked by the tests) keep this module free of torch.
-METHODS = ("byol", "simsiam", "barlow", "vicreg")
-TRAIN_PREDICTORS = ("mlp", "linear", "offdiag_identity", "directpred")
-_STUDY = StudyConfig()
+__all__ = ["METHODS", "TRAIN_PREDICTORS", "VARIANTS", "image"]
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 def _set_threads(num_threads: int) -> None:
@@ -22,9 +41,11 @@ def _set_threads(num_threads: int) -> None:
         torch.set_num_threads(num_threads)
 
 
-def _int_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
+    if value is None:
+        return None
     try:
-        items = tuple(int(v) for v in value.split(",") if v.strip())
+        items = [int(v) for v in value.split(",") if v.strip()]
     except ValueError:
         raise click.BadParameter(f"expected comma-separated integers, got '{value}'") from None
     if not items:
@@ -32,14 +53,33 @@ def _int_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple[i
     return items
 
 
-def _name_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
-    items = tuple(v.strip() for v in value.split(",") if v.strip())
-    bad = [v for v in items if v not in VARIANTS]
-    if bad or not items:
-        raise click.BadParameter(
-            f"unknown variant '{bad[0] if bad else value}'; valid: {', '.join(VARIANTS)}"
-        )
-    return items
+def _name_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
+    # the names are checked with the rest of the config (StudyConfig.check)
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _shortcut(cls: type, key: str, *decls: str, choices: bool = False, **kwargs: Any) -> Decorator:
+    """A shortcut option for config key ``key`` of ``cls``: not given (None) unless used, its
+    help the field's, its default the schema's."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == key)
+    default = f.default
+    shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+    shown = str(shown).lower() if isinstance(shown, bool) else shown
+    note = f"[{key}; default: {shown}]" if default is not None else f"[{key}]"
+    if choices:
+        kwargs["metavar"] = "[" + "|".join(literal_choices(cls, key)) + "]"
+    decls = decls or ("--" + key.replace("_", "-"),)
+    return click.option(*decls, key, default=None, help=f"{field_help(f)}  {note}", **kwargs)
+
+
+def _keys_epilog(cls: type) -> str:
+    """The config keys of ``cls`` with defaults and help, for a command's epilog."""
+    lines = [
+        wrapped
+        for line in describe_config(cls)
+        for wrapped in textwrap.wrap(line, 96, initial_indent="  ", subsequent_indent="      ")
+    ]
+    return "\b\nConfig keys (YAML or KEY=VALUE), with their defaults:\n" + "\n".join(lines)
 
 
 _threads_option = click.option(
@@ -49,6 +89,17 @@ _threads_option = click.option(
     type=click.IntRange(min=0),
     help="CPU threads for torch (0: torch's default). 1 is often fastest on a busy machine.",
 )
+_progress_option = click.option(
+    "--progress/--no-progress", default=True, show_default=True, help="Show a progress bar."
+)
+_overrides_argument = click.argument("overrides", nargs=-1)
+
+TRAIN_SHORTCUTS = (
+    "method", "predictor", "dataset", "data_dir", "backbone", "epochs", "batch_size", "lr",
+    "optimizer", "weight_decay", "warmup_epochs", "seed", "device", "out_dir", "linear_probe",
+)  # fmt: skip
+STUDY_SHORTCUTS = ("seeds", "steps", "variants", "num_strong", "num_weak", "strong", "weak",
+                   "width", "lr")  # fmt: skip
 
 
 @click.group()
@@ -56,125 +107,64 @@ def image() -> None:
     """Image-domain non-contrastive SSL: BYOL, SimSiam, Barlow Twins, VICReg, predictor study."""
 
 
-@image.command()
-@click.option(
-    "--method", type=click.Choice(METHODS), default="byol", show_default=True, help="SSL method."
+_T = ImageTrainConfig
+
+
+@image.command(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="""\b
+OVERRIDES are dotted config keys with YAML values, applied after the recipe; the options
+above are shortcuts for the same keys and are applied last:
+  dino-speech image train --config recipes/image_simsiam.yaml epochs=10 lr=0.002
+Unknown keys are an error that lists the valid ones.
+
+"""
+    + _keys_epilog(ImageTrainConfig),
 )
-@click.option(
-    "--predictor",
-    type=click.Choice(TRAIN_PREDICTORS),
-    default=None,
-    help="Predictor of BYOL/SimSiam [default: mlp]; not allowed for barlow/vicreg.",
+@config_option(
+    "Recipe YAML (an ImageTrainConfig), e.g. recipes/image_simsiam.yaml [default: the "
+    "defaults below].",
+    required=False,
 )
-@click.option(
-    "--dataset",
-    type=click.Choice(["digits", "cifar10"]),
-    default="digits",
-    show_default=True,
-    help="digits: bundled 8x8 digits (sklearn); cifar10: local folder.",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Folder holding cifar-10-batches-py/ (cifar10 only; nothing is downloaded).",
-)
-@click.option(
-    "--backbone",
-    type=click.Choice(["small_cnn", "resnet18_cifar"]),
-    default=None,
-    help="Encoder [default: small_cnn for digits, resnet18_cifar for cifar10].",
-)
-@click.option(
-    "--epochs", default=60, show_default=True, type=click.IntRange(min=1), help="Training epochs."
-)
-@click.option(
-    "--batch-size",
-    default=256,
-    show_default=True,
-    type=click.IntRange(min=2),
-    help="Images per batch (two views each).",
-)
-@click.option(
-    "--lr",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Peak learning rate [default: 2e-3 x batch/256 (AdamW, digits); "
-    "0.05 x batch/256 (SGD, cifar10)].",
-)
-@click.option(
-    "--optimizer",
-    type=click.Choice(["adamw", "sgd"]),
-    default=None,
-    help="Optimiser [default: adamw for digits, sgd with momentum 0.9 for cifar10].",
-)
-@click.option(
-    "--weight-decay",
-    type=click.FloatRange(min=0),
-    default=None,
-    help="Weight decay [default: 1e-4 digits, 5e-4 cifar10].",
-)
-@click.option(
-    "--warmup-epochs",
-    default=5,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Linear learning-rate warm-up before the cosine decay.",
-)
-@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
-@click.option("--device", default="cpu", show_default=True, help="Torch device (cpu, cuda, ...).")
-@click.option(
-    "--out-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Write config.yaml, encoder.pt and metrics.json here.",
-)
-@click.option(
-    "--linear-probe/--no-linear-probe",
-    default=True,
-    show_default=True,
-    help="Also fit the logistic-regression probe (the slowest metric on CIFAR-10).",
-)
+@_shortcut(_T, "method", choices=True)
+@_shortcut(_T, "predictor", choices=True)
+@_shortcut(_T, "dataset", choices=True)
+@_shortcut(_T, "data_dir", type=click.Path())
+@_shortcut(_T, "backbone", choices=True)
+@_shortcut(_T, "epochs", type=click.IntRange(min=1))
+@_shortcut(_T, "batch_size", type=click.IntRange(min=2))
+@_shortcut(_T, "lr", type=click.FloatRange(min=0, min_open=True))
+@_shortcut(_T, "optimizer", choices=True)
+@_shortcut(_T, "weight_decay", type=click.FloatRange(min=0))
+@_shortcut(_T, "warmup_epochs", type=click.IntRange(min=0))
+@_shortcut(_T, "seed", type=int)
+@_shortcut(_T, "device")
+@_shortcut(_T, "out_dir", type=click.Path(file_okay=False))
+@_shortcut(_T, "linear_probe", "--linear-probe/--no-linear-probe")
 @_threads_option
-@click.option(
-    "--progress/--no-progress", default=True, show_default=True, help="Show a progress bar."
-)
+@_progress_option
+@_overrides_argument
 def train(
-    method: str,
-    predictor: str | None,
-    dataset: str,
-    data_dir: Path | None,
-    backbone: str | None,
-    epochs: int,
-    batch_size: int,
-    lr: float | None,
-    optimizer: str | None,
-    weight_decay: float | None,
-    warmup_epochs: int,
-    seed: int,
-    device: str,
-    out_dir: Path | None,
-    linear_probe: bool,
+    config_path: Path | None,
     num_threads: int,
     progress: bool,
+    overrides: tuple[str, ...],
+    **shortcuts: Any,
 ) -> None:
     """Train one SSL method and print kNN / linear / collapse diagnostics of its frozen
-    backbone next to the same backbone at random init and raw pixels."""
-    from dino_speech.image.report import format_results_table
-    from dino_speech.image.train import ImageTrainConfig, train_image_ssl
+    backbone next to the same backbone at random init and raw pixels.
 
+    OVERRIDES are KEY=VALUE settings on top of the recipe (see below).
+    """
+    from dino_speech.image.report import format_results_table
+    from dino_speech.image.train import train_image_ssl
+
+    cfg = load_run_config(ImageTrainConfig, config_path, overrides, shortcuts=shortcuts)
     _set_threads(num_threads)
-    cfg = ImageTrainConfig(
-        method=method, predictor=predictor, dataset=dataset,
-        data_dir=str(data_dir) if data_dir else None, backbone=backbone, epochs=epochs,
-        batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
-        warmup_epochs=warmup_epochs, seed=seed, device=device, linear_probe=linear_probe,
-        out_dir=str(out_dir) if out_dir else None,
-    )  # fmt: skip
     result = train_image_ssl(cfg, progress=progress)
     click.echo(format_results_table([result]))
-    if out_dir:
-        click.echo(f"wrote {out_dir}/metrics.json, encoder.pt, config.yaml")
+    if cfg.out_dir:
+        click.echo(f"wrote {cfg.out_dir}/metrics.json, encoder.pt, config.yaml")
 
 
 @image.command()
@@ -187,70 +177,30 @@ def report(runs: tuple[Path, ...]) -> None:
     click.echo(format_results_table(load_runs(runs)))
 
 
-@image.command("predictor-study")
-@click.option(
-    "--seeds",
-    default=",".join(map(str, _STUDY.seeds)),
-    show_default=True,
-    callback=_int_list,
-    help="Comma-separated seeds; each gives its own data rotation and init.",
+_S = StudyConfig
+
+
+@image.command(
+    "predictor-study",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="""\b
+OVERRIDES are dotted config keys with YAML values, applied after the recipe; the options
+above are shortcuts for the same keys and are applied last:
+  dino-speech image predictor-study --seeds 0,1 steps=2000 presence=0.3
+
+"""
+    + _keys_epilog(StudyConfig),
 )
-@click.option(
-    "--steps",
-    default=_STUDY.steps,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="SGD steps per run (a fresh batch from the data model each step).",
-)
-@click.option(
-    "--variants",
-    default=",".join(_STUDY.variants),
-    show_default=True,
-    callback=_name_list,
-    help=f"Comma-separated, from: {', '.join(VARIANTS)}.",
-)
-@click.option(
-    "--num-strong",
-    default=_STUDY.num_strong,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Number of strong features.",
-)
-@click.option(
-    "--num-weak",
-    default=_STUDY.num_weak,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Number of weak features.",
-)
-@click.option(
-    "--strong",
-    default=_STUDY.strong,
-    show_default=True,
-    type=float,
-    help="Magnitude of the strong features.",
-)
-@click.option(
-    "--weak",
-    default=_STUDY.weak,
-    show_default=True,
-    type=float,
-    help="Magnitude of the weak features.",
-)
-@click.option(
-    "--width",
-    default=_STUDY.width,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Number of neurons.",
-)
-@click.option(
-    "--lr",
-    default=_STUDY.lr,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    help="SGD learning rate.",
-)
+@config_option("Settings YAML (a StudyConfig) [default: the defaults below].", required=False)
+@_shortcut(_S, "seeds", callback=_int_list, metavar="N,N,...")
+@_shortcut(_S, "steps", type=click.IntRange(min=1))
+@_shortcut(_S, "variants", callback=_name_list, metavar="NAME,NAME,...")
+@_shortcut(_S, "num_strong", type=click.IntRange(min=0))
+@_shortcut(_S, "num_weak", type=click.IntRange(min=0))
+@_shortcut(_S, "strong", type=float)
+@_shortcut(_S, "weak", type=float)
+@_shortcut(_S, "width", type=click.IntRange(min=1))
+@_shortcut(_S, "lr", type=click.FloatRange(min=0, min_open=True))
 @click.option(
     "--json-out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -258,33 +208,26 @@ def report(runs: tuple[Path, ...]) -> None:
     help="Also write every run's numbers here as JSON.",
 )
 @_threads_option
-@click.option(
-    "--progress/--no-progress", default=True, show_default=True, help="Show a progress bar."
-)
+@_progress_option
+@_overrides_argument
 def predictor_study(
-    seeds: tuple[int, ...],
-    steps: int,
-    variants: tuple[str, ...],
-    num_strong: int,
-    num_weak: int,
-    strong: float,
-    weak: float,
-    width: int,
-    lr: float,
+    config_path: Path | None,
     json_out: Path | None,
     num_threads: int,
     progress: bool,
+    overrides: tuple[str, ...],
+    **shortcuts: Any,
 ) -> None:
     """Train a one-layer ReLU network with normalised outputs on a synthetic model of strong
     and weak features, with each predictor variant and seed, and print how many features each
-    learns, the effective rank and the final loss (Wen & Li, NeurIPS 2022)."""
-    from dino_speech.image.predictor_study import StudyConfig, format_study_table, run_study
+    learns, the effective rank and the final loss (Wen & Li, NeurIPS 2022).
 
+    OVERRIDES are KEY=VALUE settings on top of the recipe (see below).
+    """
+    from dino_speech.image.predictor_study import format_study_table, run_study
+
+    cfg = load_run_config(StudyConfig, config_path, overrides, shortcuts=shortcuts)
     _set_threads(num_threads)
-    cfg = StudyConfig(
-        seeds=seeds, steps=steps, variants=variants, num_strong=num_strong, num_weak=num_weak,
-        strong=strong, weak=weak, width=width, lr=lr,
-    )  # fmt: skip
     rows = run_study(cfg, progress=progress)
     click.echo(format_study_table(cfg, rows))
     if json_out:

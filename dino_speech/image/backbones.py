@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dino_speech.config.image import BACKBONES
 from dino_speech.errors import ConfigError
 
 
@@ -82,9 +83,6 @@ class SmallCNN(nn.Module):
         if x.shape[-2:] != (8, 8):
             raise ValueError(f"SmallCNN expects 8x8 images, got {tuple(x.shape[-2:])}")
         return self.net(x).flatten(1)
-
-
-BACKBONES = ("small_cnn", "resnet18_cifar")
 
 
 def build_backbone(name: str, in_channels: int) -> nn.Module:

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dino_speech.config.image import DATASETS
 from dino_speech.errors import ConfigError, DataError
 from dino_speech.image.augment import CifarAugment, DigitsAugment
 
-DATASETS = ("digits", "cifar10")
 DIGITS_TEST_FRACTION = 0.3
 DIGITS_SPLIT_SEED = 0  # the split is fixed, whatever the training seed
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)

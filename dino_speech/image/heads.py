@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dino_speech.config.image import PREDICTORS
 from dino_speech.errors import ConfigError
 
 
@@ -168,9 +169,6 @@ def directpred_matrix(corr: torch.Tensor, eps: float) -> torch.Tensor:
     gains = (eigvals / top).sqrt() if top > 0 else torch.zeros_like(eigvals)
     gains = gains + eps
     return (eigvecs * gains) @ eigvecs.T
-
-
-PREDICTORS = ("mlp", "linear", "offdiag_identity", "directpred", "identity")
 
 
 def build_predictor(name: str, dim: int, hidden_dim: int = 512) -> nn.Module:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from dino_speech.config.image import METHODS, PREDICTOR_METHODS
 from dino_speech.errors import ConfigError
 from dino_speech.image.heads import MLPHead, build_predictor
 from dino_speech.image.losses import (
@@ -26,9 +27,6 @@ from dino_speech.image.losses import (
 )
 from dino_speech.ssl.ema import ema_update
 from dino_speech.ssl.schedules import half_cosine
-
-METHODS = ("byol", "simsiam", "barlow", "vicreg")
-PREDICTOR_METHODS = ("byol", "simsiam")
 
 
 @dataclass

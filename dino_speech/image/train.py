@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dino_speech.config import save_config, to_dict
+from dino_speech.config import ImageTrainConfig, save_config, to_dict
 from dino_speech.errors import ConfigError, TrainingDivergedError
 from dino_speech.image.augment import normalize
 from dino_speech.image.backbones import build_backbone
@@ -35,38 +34,6 @@ log = logging.getLogger(__name__)
 ENCODER_FORMAT = "dino_speech/image-encoder-v1"
 # Complete collapse maps every image to one direction: an effective rank of 1.
 COLLAPSE_RANK = 2.0
-
-
-@dataclass
-class ImageTrainConfig:
-    """One image SSL run. ``None`` fields take the dataset's defaults (see ``resolve``).
-
-    method: byol | simsiam | barlow | vicreg. predictor: mlp | linear | offdiag_identity |
-    directpred (BYOL and SimSiam only; default mlp). dataset: digits | cifar10 (data_dir needed).
-    backbone: small_cnn (digits default) | resnet18_cifar (cifar10 default). head_scale: small
-    (digits) | paper (cifar10). optimizer: adamw (digits) | sgd (cifar10, momentum 0.9).
-    lr: peak learning rate for the whole batch (digits 2e-3 AdamW; cifar10 0.05 x batch/256 SGD),
-    linear warm-up for ``warmup_epochs`` then cosine to 0. weight_decay: digits 1e-4,
-    cifar10 5e-4. linear_probe: also fit the logistic-regression probe (the slowest metric).
-    """
-
-    method: str = "byol"
-    predictor: str | None = None
-    dataset: str = "digits"
-    data_dir: str | None = None
-    backbone: str | None = None
-    head_scale: str | None = None
-    epochs: int = 60
-    batch_size: int = 256
-    optimizer: str | None = None
-    lr: float | None = None
-    weight_decay: float | None = None
-    warmup_epochs: int = 5
-    seed: int = 0
-    device: str = "cpu"
-    eval_batch_size: int = 512
-    linear_probe: bool = True
-    out_dir: str | None = None
 
 
 _DEFAULTS = {

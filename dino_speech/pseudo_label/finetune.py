@@ -225,18 +225,13 @@ class MarginFinetuner(ResumableLoop):
         self.lr = self._lr_schedule(planned_steps)
 
     def _data_config(self) -> DataConfig:
-        """One ``finetune.crop_seconds`` crop per cut, the DINO augmentation, the init model's
-        fbank."""
-        cfg, crop = self.cfg, self.cfg.finetune.crop_seconds
-        return DataConfig(
-            musan_cuts=cfg.data.musan_cuts,
-            rir_cuts=cfg.data.rir_cuts,
-            batch_size=cfg.data.batch_size,
-            num_workers=cfg.data.num_workers,
-            prefetch_factor=cfg.data.prefetch_factor,
-            augment_on=cfg.data.augment_on,
+        """The shared ``data`` keys as a DINO data section: one ``finetune.crop_seconds`` crop
+        per cut, the DINO augmentation, the init model's fbank (the cuts come already filtered
+        by ``data.min_duration``)."""
+        crop = self.cfg.finetune.crop_seconds
+        return self.cfg.data.as_section(
+            DataConfig,
             crops=CropConfig(num_global=1, global_seconds=crop, num_local=0, local_seconds=crop),
-            augment=cfg.data.augment,
             features=self.init.features,
         )
 
