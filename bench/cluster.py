@@ -28,7 +28,7 @@ from sklearn.metrics import normalized_mutual_info_score
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from dino_speech.pseudo_label.cluster import kmeans, resolve_backend
+from dino_speech.pseudo_label.kmeans import kmeans, resolve_backend
 
 GB = 1e9
 

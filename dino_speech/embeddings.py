@@ -23,6 +23,7 @@ import kaldiio
 import numpy as np
 
 from dino_speech.errors import DataError
+from dino_speech.file_io import atomic_path
 
 __all__ = [
     "as_table",
@@ -141,10 +142,8 @@ def save_npz(path: str | Path, ids: Sequence[str], vectors: np.ndarray) -> Path:
     X = _as_matrix(vectors, len(ids), "vectors")
     _check_ids(ids)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(tmp, ids=np.asarray(ids, dtype=str), vectors=X)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, ids=np.asarray(ids, dtype=str), vectors=X)
     return path
 
 

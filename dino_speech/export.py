@@ -54,6 +54,7 @@ from torch import nn
 from dino_speech.config import to_dict
 from dino_speech.data.features import build_fbank
 from dino_speech.errors import ConfigError, DataError
+from dino_speech.file_io import atomic_path
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -320,15 +321,14 @@ def _quiet_loggers(names: Sequence[str] = ("onnxscript", "onnx_ir")) -> Iterator
 def _export_torchscript(
     module: nn.Module, example: tuple[torch.Tensor, ...], out: Path, info: dict[str, Any]
 ) -> Runner:
-    tmp = out.with_name(f".{out.name}.tmp")
     with torch.no_grad(), warnings.catch_warnings():
         # Shape-dependent Python branches are fixed at trace time; the check against the
         # eager model on other lengths (and batch sizes) catches any that would change the result.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated upstream
         traced = torch.jit.trace(module, example, check_trace=False)
-        torch.jit.save(traced, str(tmp), _extra_files={"meta.json": json.dumps(info)})
-        tmp.replace(out)
+        with atomic_path(out) as tmp:
+            torch.jit.save(traced, str(tmp), _extra_files={"meta.json": json.dumps(info)})
         loaded = torch.jit.load(str(out))
 
     def run(inputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -361,7 +361,6 @@ def _export_onnx(
         batch = torch.export.Dim("batch", min=1, max=1 << 16)
         names = ["wave", "lengths"]
         dynamic = {"wave": {0: batch, 1: samples}, "lengths": {0: batch}}
-    tmp = out.with_name(f".{out.name}.tmp")
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), _quiet_loggers():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
@@ -378,8 +377,8 @@ def _export_onnx(
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
     onnx.checker.check_model(proto, full_check=True)
-    onnx.save(proto, str(tmp))
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        onnx.save(proto, str(tmp))
     try:
         import onnxruntime
     except ImportError:

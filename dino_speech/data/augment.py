@@ -34,6 +34,7 @@ student's crops only.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SpecAugment",
+    "WaveDraws",
     "WaveAugment",
     "add_noise_at_snr",
     "convolve_spectra",
@@ -136,6 +138,40 @@ def windows(
     return rows.unfold(1, samples, 1)[slot, start]
 
 
+@dataclass(frozen=True)
+class WaveDraws:
+    """The random draws of :class:`WaveAugment` for ``N`` crops, each uniform in [0, 1).
+
+    One ``torch.rand`` of ``(N, 8 + 2 K)`` (``K``: the most babble talkers) makes them all,
+    column by column in the order of the fields, so a generator state gives the same
+    augmentation however the crops are later chunked. ``(N,)`` unless said.
+    """
+
+    reverb: torch.Tensor  # below reverb_prob: reverberate
+    rir: torch.Tensor  # which RIR of the bank
+    noise: torch.Tensor  # below noise_prob: add noise
+    category: torch.Tensor  # which noise category (noise, music, speech)
+    snr: torch.Tensor  # where in the category's SNR range
+    talkers: torch.Tensor  # babble: how many talkers
+    gain: torch.Tensor  # below gain_prob: change the gain
+    gain_db: torch.Tensor  # where in the gain_db range
+    slots: torch.Tensor  # (N, K): which noise rows, one per babble talker
+    starts: torch.Tensor  # (N, K): where in each row the window starts
+
+    @classmethod
+    def draw(
+        cls, num: int, talkers: int, generator: torch.Generator | None, device: torch.device
+    ) -> WaveDraws:
+        u = torch.rand(num, 8 + 2 * talkers, generator=generator, device=device)
+        return cls(*u[:, :8].T, u[:, 8 : 8 + talkers], u[:, 8 + talkers :])
+
+    def to(self, device: torch.device) -> WaveDraws:
+        return WaveDraws(*(getattr(self, f.name).to(device) for f in fields(self)))
+
+    def rows(self, index: slice) -> WaveDraws:
+        return WaveDraws(*(getattr(self, f.name)[index] for f in fields(self)))
+
+
 class WaveAugment:
     """Reverb, noise and gain for ``(N, S)`` crops on their device; one draw per crop.
 
@@ -212,32 +248,32 @@ class WaveAugment:
         kmax = self.max_babble
         device = waves.device
         draw_device = generator.device if generator is not None else device
-        u = torch.rand(num, 8 + 2 * kmax, generator=generator, device=draw_device).to(device)
+        draws = WaveDraws.draw(num, kmax, generator, draw_device).to(device)
         # On a CPU, a few crops at a time keep the FFT buffers in cache (the draws are made
         # above for all crops, so the output does not depend on the chunking).
         rows = max(1, _CPU_CHUNK_SAMPLES // samples) if device.type == "cpu" else num
         if rows >= num:
-            return self._apply(waves.float().clone(), u, version).to(waves.dtype)
+            return self._apply(waves.float().clone(), draws, version).to(waves.dtype)
         out = torch.empty_like(waves)
         for first in range(0, num, rows):
-            chunk = waves[first : first + rows].float().clone()
-            out[first : first + rows] = self._apply(chunk, u[first : first + rows], version)
+            part = slice(first, first + rows)
+            out[part] = self._apply(waves[part].float().clone(), draws.rows(part), version)
         return out
 
-    def _apply(self, out: torch.Tensor, u: torch.Tensor, version: int) -> torch.Tensor:
-        """Augment the ``(N, S)`` float crops ``out`` in place with the ``(N, C)`` draws ``u``."""
+    def _apply(self, out: torch.Tensor, d: WaveDraws, version: int) -> torch.Tensor:
+        """Augment the ``(N, S)`` float crops ``out`` in place with their draws ``d``."""
         cfg, kmax = self.cfg, self.max_babble
         num, samples = out.shape
         device = out.device
-        chosen = (u[:, 0] < cfg.reverb_prob).nonzero().squeeze(1)
+        chosen = (d.reverb < cfg.reverb_prob).nonzero().squeeze(1)
         if len(chosen):
             spectra, n = self._rir_spectra(version, samples, device)
-            slot = _index(u[chosen, 1], spectra.shape[0])
+            slot = _index(d.rir[chosen], spectra.shape[0])
             out[chosen] = convolve_spectra(out[chosen], spectra[slot], n)
 
         categories = self.bank.categories
-        noisy = u[:, 2] < cfg.noise_prob
-        which = _index(u[:, 3], len(categories))
+        noisy = d.noise < cfg.noise_prob
+        which = _index(d.category, len(categories))
         # Noise is added in place (index_add_), so the crops are not gathered and scattered back.
         signal_power = power(out) if bool(noisy.any()) else None
         for c, category in enumerate(categories):
@@ -245,11 +281,11 @@ class WaveAugment:
             if len(chosen) == 0:
                 continue
             rows = self.bank.noise_rows(category, version, device)
-            slots = _index(u[chosen, 8 : 8 + kmax], rows.shape[0])
-            starts = u[chosen, 8 + kmax :]
+            slots = _index(d.slots[chosen], rows.shape[0])
+            starts = d.starts[chosen]
             if category == "speech":
                 low, high = cfg.babble_speakers
-                talkers = low + _index(u[chosen, 5], high - low + 1)
+                talkers = low + _index(d.talkers[chosen], high - low + 1)
                 crop, talker = (torch.arange(kmax, device=device) < talkers[:, None]).nonzero().T
                 segs = windows(rows, slots[crop, talker], starts[crop, talker], samples)
                 # each talker at unit power, then summed per crop
@@ -259,14 +295,14 @@ class WaveAugment:
             else:
                 noise = windows(rows, slots[:, 0], starts[:, 0], samples)
                 snr_range = cfg.noise_snr if category == "noise" else cfg.music_snr
-            snr = snr_range[0] + (snr_range[1] - snr_range[0]) * u[chosen, 4]
+            snr = snr_range[0] + (snr_range[1] - snr_range[0]) * d.snr[chosen]
             scale = noise_scale(signal_power[chosen], noise, snr)
             out.index_add_(0, chosen, noise.mul_(scale[:, None]))
 
-        gained = u[:, 6] < cfg.gain_prob
+        gained = d.gain < cfg.gain_prob
         if bool(gained.any()):
             low, high = cfg.gain_db
-            gain = 10.0 ** ((low + (high - low) * u[:, 7]) / 20.0)
+            gain = 10.0 ** ((low + (high - low) * d.gain_db) / 20.0)
             out.mul_(torch.where(gained, gain, torch.ones_like(gain))[:, None])
         return out
 

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from dino_speech.config import FbankConfig
+from dino_speech.data.features_speechbrain import SpeechbrainFbank
 from dino_speech.errors import ConfigError
 
 __all__ = [
@@ -304,12 +305,10 @@ class Fbank(nn.Module):
 def build_fbank(cfg: FbankConfig | None = None) -> nn.Module:
     """The feature front end ``cfg`` describes: :class:`Fbank` (``frontend: kaldi``) or
     speechbrain's (``frontend: speechbrain``,
-    :class:`~dino_speech.models.speechbrain_ecapa.SpeechbrainFbank`). Both map
+    :class:`~dino_speech.data.features_speechbrain.SpeechbrainFbank`). Both map
     ``waves (B, S), lengths (B,) | None`` to ``feats (B, T, F), frame_lengths (B,)`` and have
     ``cfg``, ``feat_dim``, ``frame_length`` and ``frame_shift`` (samples)."""
     cfg = cfg or FbankConfig()
     if cfg.frontend == "speechbrain":
-        from dino_speech.models.speechbrain_ecapa import SpeechbrainFbank
-
         return SpeechbrainFbank(cfg)
     return Fbank(cfg)

@@ -22,6 +22,7 @@ from lhotse import CutSet, RecordingSet, SupervisionSet
 from lhotse.cut import Cut
 
 from dino_speech.errors import DataError
+from dino_speech.file_io import atomic_path
 
 __all__ = [
     "KALDI_LIST_NAMES",
@@ -237,9 +238,8 @@ def write_manifests(
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {kind: manifest_path(out_dir, corpus, kind, part) for kind in MANIFEST_KINDS}
     for kind, manifest in zip(MANIFEST_KINDS, (recordings, supervisions, cuts), strict=True):
-        tmp = paths[kind].with_name(paths[kind].name.replace(".jsonl.gz", ".tmp.jsonl.gz"))
-        manifest.to_file(tmp)
-        tmp.replace(paths[kind])
+        with atomic_path(paths[kind], suffix=".jsonl.gz") as tmp:
+            manifest.to_file(tmp)
     return paths
 
 
@@ -258,9 +258,7 @@ def _covers_recording(cut: Cut) -> bool:
 
 
 def _write_list(path: Path, rows: Iterable[tuple[str, str]]) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
         for key, value in rows:
             f.write(f"{key} {value}\n")
-    tmp.replace(path)
     return path

@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dino_speech.errors import DataError
+from dino_speech.file_io import atomic_write_text
 
 __all__ = [
     "THRESHOLD_FILE",
@@ -108,15 +107,7 @@ def save_threshold(
         model,
     )
     out = folder / THRESHOLD_FILE
-    fd, tmp = tempfile.mkstemp(prefix=f".{THRESHOLD_FILE}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(asdict(record), handle, indent=1)
-            handle.write("\n")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(out, json.dumps(asdict(record), indent=1) + "\n")
     return out
 
 

@@ -42,6 +42,7 @@ from dino_speech.eval.trials import (
     scores_for_trials,
     write_scores,
 )
+from dino_speech.vectors import l2_normalize
 
 __all__ = [
     "OperatingPoints",
@@ -50,7 +51,6 @@ __all__ = [
     "compute_eer",
     "compute_min_dcf",
     "cosine_scores",
-    "l2_normalize",
     "operating_points",
     "read_scores",
     "read_trials",
@@ -194,12 +194,6 @@ def check_trial_ids(trials: Trials, known: Mapping[str, int], where: str = "embe
         )
 
 
-def l2_normalize(X: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """Rows of ``X (N, D)`` scaled to unit length (zero rows stay zero)."""
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return X / np.maximum(norms, eps)
-
-
 def cosine_scores(
     X: np.ndarray, enroll_idx: np.ndarray, test_idx: np.ndarray, chunk: int = 65536
 ) -> np.ndarray:
@@ -299,4 +293,4 @@ def _prepare(X: np.ndarray, mean: np.ndarray | None) -> np.ndarray:
     X = np.asarray(X, dtype=np.float32)
     if mean is not None:
         X = X - mean
-    return l2_normalize(X)
+    return l2_normalize(X, zero_rows="keep")

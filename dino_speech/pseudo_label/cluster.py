@@ -23,121 +23,42 @@ Results are deterministic for a given seed, backend and thread count.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from types import ModuleType
 from typing import Literal
 
 import numpy as np
-from sklearn.cluster import AgglomerativeClustering, KMeans, MiniBatchKMeans
+from sklearn.cluster import AgglomerativeClustering
 from sklearn.decomposition import PCA
-from tqdm.auto import tqdm
 
 from dino_speech.config import ClusterConfig
 from dino_speech.errors import ConfigError, DataError
+from dino_speech.pseudo_label import cluster_large
+from dino_speech.pseudo_label.kmeans import (
+    kmeans,
+    resolve_backend,
+    validate_embeddings,
+)
 from dino_speech.pseudo_label.quality import cluster_quality, format_quality
 from dino_speech.pseudo_label.threshold import neighbour_threshold
+from dino_speech.vectors import l2_normalize
 
 __all__ = [
-    "KMeansResult",
     "ahc_cosine",
     "cluster_embeddings",
     "cluster_quality",
     "filter_cluster_sizes",
     "format_quality",
-    "kmeans",
-    "l2_normalize",
     "merge_threshold",
     "pca_reduce",
-    "resolve_backend",
     "session_means",
-    "validate_embeddings",
 ]
 
 logger = logging.getLogger(__name__)
 
-# scikit-learn's "auto" algorithm switches from Lloyd's KMeans to MiniBatchKMeans above this.
-MINIBATCH_ABOVE = 50_000
-
-Backend = Literal["auto", "faiss", "sklearn"]
-
-
-@dataclass
-class KMeansResult:
-    """k-means output: ``labels`` ``(N,)`` int64 in ``[0, k)``, ``centroids`` ``(k, D)``."""
-
-    labels: np.ndarray
-    centroids: np.ndarray
-    backend: str
-
-
-# --------------------------------------------------------------------------- input checks
-
-
-def validate_embeddings(X: np.ndarray) -> np.ndarray:
-    """``X`` as a C-contiguous float32 ``(N, D)`` array; :class:`DataError` when unusable."""
-    try:
-        arr = np.asarray(X)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"embeddings are not a numeric array: {exc}") from None
-    if arr.ndim != 2:
-        raise DataError(f"embeddings must be a 2-D (N, D) array, got shape {arr.shape}")
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise DataError(f"embeddings must be numeric, got dtype {arr.dtype}")
-    n, d = arr.shape
-    if n == 0 or d == 0:
-        raise DataError(f"embeddings are empty: shape {arr.shape}")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    finite = np.isfinite(arr).all(axis=1)
-    if not finite.all():
-        bad = np.flatnonzero(~finite)
-        raise DataError(
-            f"{bad.size} of {n} embeddings contain NaN or Inf (first: row {bad[0]}); "
-            "re-extract them or drop those utterances"
-        )
-    return arr
-
-
-def resolve_backend(backend: str) -> str:
-    """``"faiss"`` or ``"sklearn"`` for a requested backend (``"auto"`` prefers faiss)."""
-    if backend not in ("auto", "faiss", "sklearn"):
-        raise ConfigError(f"unknown k-means backend '{backend}'; valid: auto, faiss, sklearn")
-    if backend == "sklearn":
-        return "sklearn"
-    if _faiss() is not None:
-        return "faiss"
-    if backend == "faiss":
-        raise ConfigError(
-            "k-means backend 'faiss' was asked for but faiss is not installed; install it "
-            "with `pip install faiss-cpu` (extra [faiss]) or use backend=auto or sklearn"
-        )
-    return "sklearn"
-
-
-def _faiss() -> ModuleType | None:
-    try:
-        return importlib.import_module("faiss")
-    except ImportError:
-        return None
-
-
 # --------------------------------------------------------------------------- building blocks
-
-
-def l2_normalize(X: np.ndarray) -> np.ndarray:
-    """Rows of ``X`` ``(N, D)`` scaled to unit length; a zero row is a :class:`DataError`."""
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    zero = norms[:, 0] == 0
-    if zero.any():
-        raise DataError(
-            f"{int(zero.sum())} embeddings are all zeros (first: row {np.flatnonzero(zero)[0]}); "
-            "cosine clustering needs non-zero vectors"
-        )
-    return (X / norms).astype(np.float32, copy=False)
 
 
 def pca_reduce(X: np.ndarray, variance: float, seed: int = 0) -> np.ndarray:
@@ -160,123 +81,6 @@ def pca_reduce(X: np.ndarray, variance: float, seed: int = 0) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
-def kmeans(
-    X: np.ndarray,
-    k: int,
-    *,
-    backend: Backend = "auto",
-    spherical: bool = False,
-    niter: int = 20,
-    init: Literal["random", "kmeans++"] = "random",
-    seed: int = 0,
-    tol: float = 0.0,
-    algorithm: Literal["auto", "lloyd", "minibatch"] = "auto",
-    batch_size: int = 4096,
-    progress: bool = False,
-) -> KMeansResult:
-    """k-means of ``X`` ``(N, D)`` into ``k`` clusters.
-
-    ``spherical``: for unit-length inputs; centroids are renormalised to unit length, and with
-    faiss points go to the centroid of highest cosine (exact spherical k-means). scikit-learn
-    has no spherical k-means: it runs Euclidean k-means on the unit vectors and only the
-    returned centroids are renormalised. ``algorithm`` and ``batch_size`` apply to scikit-learn
-    only (``"auto"``: MiniBatchKMeans above 50000 points). ``niter`` is Lloyd iterations
-    (faiss, KMeans) or passes over the data (MiniBatchKMeans). ``tol`` (faiss only): stop
-    early once an iteration changes the k-means objective by less than this fraction
-    (0: always run ``niter`` iterations); scikit-learn keeps its own convergence rules.
-    """
-    X = validate_embeddings(X)
-    n = X.shape[0]
-    if not 1 <= k <= n:
-        raise ConfigError(f"k-means needs 1 <= k <= N; got k={k} for {n} embeddings")
-    if niter < 1:
-        raise ConfigError(f"k-means needs at least one iteration, got niter={niter}")
-    if init not in ("random", "kmeans++"):
-        raise ConfigError(f"unknown k-means init '{init}'; valid: random, kmeans++")
-    if tol < 0:
-        raise ConfigError(f"k-means tol must be >= 0, got {tol}")
-    which = resolve_backend(backend)
-    logger.info("k-means (%s): clustering %d x %d into %d clusters", which, n, X.shape[1], k)
-    start = time.perf_counter()
-    if which == "faiss":
-        labels, centroids = _faiss_kmeans(X, k, spherical, niter, init, seed, tol, progress)
-    else:
-        labels, centroids = _sklearn_kmeans(X, k, niter, init, seed, algorithm, batch_size)
-        if spherical:
-            norms = np.linalg.norm(centroids, axis=1, keepdims=True)
-            centroids = centroids / np.where(norms > 0, norms, 1.0)
-    logger.info("k-means (%s): done in %.1f s", which, time.perf_counter() - start)
-    return KMeansResult(labels.astype(np.int64), centroids.astype(np.float32), which)
-
-
-def _faiss_kmeans(
-    X: np.ndarray,
-    k: int,
-    spherical: bool,
-    niter: int,
-    init: str,
-    seed: int,
-    tol: float,
-    progress: bool,
-) -> tuple[np.ndarray, np.ndarray]:
-    faiss = _faiss()
-    assert faiss is not None
-    d = X.shape[1]
-    params = faiss.ClusteringParameters()
-    # One iteration per train() call: faiss resumes from the current centroids, which gives
-    # the same result as a single call with niter iterations, lets us show progress and
-    # stop once the objective no longer moves.
-    params.niter = 1
-    params.seed = int(seed) % (2**31)
-    params.spherical = spherical
-    params.min_points_per_centroid = 1  # over-clustering is intended; silence the warning
-    if init == "kmeans++":
-        params.init_method = faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS
-    clus = faiss.Clustering(d, k, params)
-    index = faiss.IndexFlatIP(d) if spherical else faiss.IndexFlatL2(d)
-    bar = tqdm(range(niter), desc=f"k-means (faiss, k={k})", unit="it", disable=not progress)
-    previous = None
-    for it in bar:
-        index.reset()
-        clus.train(X, index)
-        stats = clus.iteration_stats
-        objective = stats.at(stats.size() - 1).obj
-        bar.set_postfix(objective=f"{objective:.4g}")
-        if previous is not None and abs(objective - previous) <= tol * abs(previous):
-            logger.debug("faiss k-means converged after %d iterations", it + 1)
-            break
-        previous = objective
-    bar.close()
-    centroids = faiss.vector_float_to_array(clus.centroids).reshape(k, d)
-    index.reset()
-    index.add(centroids)
-    _, nearest = index.search(X, 1)
-    return nearest[:, 0], centroids
-
-
-def _sklearn_kmeans(
-    X: np.ndarray, k: int, niter: int, init: str, seed: int, algorithm: str, batch_size: int
-) -> tuple[np.ndarray, np.ndarray]:
-    if algorithm not in ("auto", "lloyd", "minibatch"):
-        raise ConfigError(f"unknown k-means algorithm '{algorithm}'; valid: auto, lloyd, minibatch")
-    sk_init = "k-means++" if init == "kmeans++" else "random"
-    use_minibatch = algorithm == "minibatch" or (algorithm == "auto" and len(X) > MINIBATCH_ABOVE)
-    if use_minibatch:
-        model: KMeans | MiniBatchKMeans = MiniBatchKMeans(
-            n_clusters=k,
-            init=sk_init,
-            max_iter=niter,
-            batch_size=batch_size,
-            n_init=1,
-            random_state=seed,
-            compute_labels=True,
-        )
-    else:
-        model = KMeans(n_clusters=k, init=sk_init, max_iter=niter, n_init=1, random_state=seed)
-    model.fit(X)
-    return np.asarray(model.labels_), np.asarray(model.cluster_centers_, dtype=np.float32)
-
-
 def ahc_cosine(
     X: np.ndarray, threshold: float, linkage: Literal["average", "complete", "single"] = "average"
 ) -> np.ndarray:
@@ -293,7 +97,7 @@ def ahc_cosine(
         raise ConfigError(f"unknown AHC linkage '{linkage}'; valid: average, complete, single")
     if X.shape[0] == 1:
         return np.zeros(1, dtype=np.int64)
-    l2_normalize(X)  # refuses zero vectors, whose cosine is undefined
+    l2_normalize(X, zero_rows="error")  # refuses zero vectors, whose cosine is undefined
     model = AgglomerativeClustering(
         n_clusters=None, metric="cosine", linkage=linkage, distance_threshold=1.0 - threshold
     )
@@ -446,7 +250,7 @@ def session_means(
         )
     _, session_of = np.unique(keys, return_inverse=True)
     session_of = session_of.reshape(-1)
-    Z = l2_normalize(X.astype(np.float32, copy=False))
+    Z = l2_normalize(X.astype(np.float32, copy=False), zero_rows="error")
     sums = np.zeros((int(session_of.max()) + 1, X.shape[1]), dtype=np.float64)
     np.add.at(sums, session_of, Z)
     means = sums / np.bincount(session_of)[:, None]
@@ -491,8 +295,6 @@ def _kmeans_ahc_by_parts(
     Z: np.ndarray, per_cluster: float, cfg: ClusterConfig, progress: bool
 ) -> np.ndarray:
     """The same chain in cells (:mod:`dino_speech.pseudo_label.cluster_large`)."""
-    from dino_speech.pseudo_label import cluster_large
-
     if resolve_backend(cfg.backend) == "faiss":
         pre, centroids = cluster_large.precluster_ivf(Z, per_cluster, cfg, progress=progress)
     else:
@@ -529,7 +331,7 @@ def merge_threshold(points: np.ndarray, cfg: ClusterConfig) -> float:
     (:func:`~dino_speech.pseudo_label.threshold.neighbour_threshold`) plus the offset."""
     if cfg.ahc_threshold_mode == "fixed" or points.shape[0] < 3:
         return cfg.ahc_threshold
-    Z = l2_normalize(points)
+    Z = l2_normalize(points, zero_rows="error")
     estimate = neighbour_threshold(Z, seed=cfg.seed)
     threshold = float(np.clip(estimate + cfg.ahc_threshold_offset, -1.0, 1.0))
     logger.info(
@@ -542,11 +344,11 @@ def merge_threshold(points: np.ndarray, cfg: ClusterConfig) -> float:
 
 
 def _preprocess(X: np.ndarray, cfg: ClusterConfig) -> np.ndarray:
-    Z = l2_normalize(X) if cfg.l2_normalize else X
+    Z = l2_normalize(X, zero_rows="error") if cfg.l2_normalize else X
     if cfg.pca_variance is not None:
         Z = pca_reduce(Z, cfg.pca_variance, cfg.seed)
         if cfg.l2_normalize:
-            Z = l2_normalize(Z)
+            Z = l2_normalize(Z, zero_rows="error")
     return Z
 
 

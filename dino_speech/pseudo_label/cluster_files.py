@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 
 from dino_speech.config import ClusterConfig
 from dino_speech.errors import DataError
+from dino_speech.file_io import atomic_path, atomic_write_text
 
 __all__ = ["cluster_embedding_file", "format_cluster_summary", "utterance_labels"]
 
@@ -54,10 +54,8 @@ def cluster_embedding_file(
     out.mkdir(parents=True, exist_ok=True)
     kept = labels >= 0
     sizes = np.bincount(labels[kept]) if kept.any() else np.zeros(0, dtype=np.int64)
-    tmp = out / ".utt2cluster.tmp"
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_path(out / "utt2cluster") as tmp, tmp.open("w", encoding="utf-8") as f:
         f.writelines(f"{u} {c}\n" for u, c in zip(ids, labels.tolist(), strict=True) if c >= 0)
-    os.replace(tmp, out / "utt2cluster")
 
     summary: dict[str, Any] = {
         "embeddings": str(embeddings),
@@ -80,9 +78,7 @@ def cluster_embedding_file(
             speakers=quality["speakers"],
             scored_utterances=len(known),
         )
-    tmp = out / ".summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out / "summary.json")
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 

@@ -42,13 +42,8 @@ from scipy.spatial.distance import squareform
 from tqdm.auto import tqdm
 
 from dino_speech.config import ClusterConfig
-from dino_speech.pseudo_label.cluster import (
-    KMeansResult,
-    _faiss,
-    kmeans,
-    l2_normalize,
-    resolve_backend,
-)
+from dino_speech.pseudo_label.kmeans import KMeansResult, _faiss, kmeans, resolve_backend
+from dino_speech.vectors import l2_normalize
 
 __all__ = [
     "ahc_mean_similarity",
@@ -146,7 +141,9 @@ def precluster_in_cells(
         k = min(members.size, math.ceil(members.size / per_cluster))
         if k == 1:
             local = np.zeros(members.size, dtype=np.int64)
-            local_centroids = l2_normalize(Z[members].mean(axis=0, keepdims=True))
+            local_centroids = l2_normalize(
+                Z[members].mean(axis=0, keepdims=True), zero_rows="error"
+            )
         else:
             result = _kmeans(Z[members], k, cfg, seed=cfg.seed + 1 + c)
             local, local_centroids = result.labels, result.centroids
@@ -177,7 +174,7 @@ def merge_by_parts(
     without it, rows are cut into k-means cells of about ``max_preclusters / 4``. Returns
     ``(n,)`` int64 cluster labels ``0..C-1``.
     """
-    sums = l2_normalize(P).astype(np.float64)
+    sums = l2_normalize(P, zero_rows="error").astype(np.float64)
     return _merge_level(sums, np.ones(P.shape[0]), threshold, cfg, cells, 0, progress)
 
 
@@ -256,7 +253,7 @@ def refine_by_means(
                 cluster_sums(Z, labels).astype(np.float32), threshold, cfg, progress=progress
             )
             labels = merged[labels]
-        means = l2_normalize(cluster_sums(Z, labels).astype(np.float32))
+        means = l2_normalize(cluster_sums(Z, labels).astype(np.float32), zero_rows="error")
         nearest = nearest_rows(Z, means, use_faiss=use_faiss, progress=progress)
         moved = float(np.mean(nearest != labels))
         _, labels = np.unique(nearest, return_inverse=True)
@@ -306,7 +303,7 @@ def centroid_cells(P: np.ndarray, cfg: ClusterConfig, seed: int | None = None) -
     """Spherical k-means cells of about ``max_preclusters / 4`` rows of ``P`` ``(n, D)``:
     ``(n,)`` cell ids, the parts one level of :func:`merge_by_parts` merges on their own."""
     n_cells = math.ceil(P.shape[0] / max(2, cfg.max_preclusters // 4))
-    return _kmeans(l2_normalize(P), n_cells, cfg, seed=seed).labels
+    return _kmeans(l2_normalize(P, zero_rows="error"), n_cells, cfg, seed=seed).labels
 
 
 def ahc_mean_similarity(

@@ -28,7 +28,6 @@ fine-tuning is data-parallel, clustering and scoring run on rank 0.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -37,12 +36,12 @@ import numpy as np
 
 from dino_speech.config import PseudoLabelConfig, apply_overrides, save_config, to_dict
 from dino_speech.errors import ConfigError, DataError
+from dino_speech.file_io import atomic_path, atomic_write_text
 from dino_speech.loading import resolve_model_path
 from dino_speech.pseudo_label.report import collect_summary, format_summary
 from dino_speech.pseudo_label.stages import (
     RoundPaths,
     StageRunner,
-    atomic_write,
     copy_if_changed,
     file_digest,
     file_id,
@@ -307,7 +306,7 @@ class _Round:
         out = paths.cluster
         out.mkdir(parents=True, exist_ok=True)
         text = "".join(f"{u} {int(c)}\n" for u, c in zip(ids, labels, strict=True))
-        atomic_write(out / "labels", text)
+        atomic_write_text(out / "labels", text)
         report: dict[str, Any] = {
             "clusters": count,
             "kept": int(kept.sum()),
@@ -355,9 +354,8 @@ class _Round:
 
         labels = {u: int(v) for u, v in read_kaldi_list(paths.cluster / "labels").items()}
         kept = pseudo_labelled_cuts(self._train_cuts(), labels, self.cfg.label_key)
-        tmp = paths.cuts.with_name(f".tmp.{paths.cuts.name}")
-        kept.to_file(tmp)
-        os.replace(tmp, paths.cuts)
+        with atomic_path(paths.cuts, suffix=".jsonl.gz") as tmp:
+            kept.to_file(tmp)
         self.stages.note(f"wrote {len(kept)} pseudo-labelled cuts to {paths.cuts}")
 
     def _finetune(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import time
 import uuid
@@ -25,12 +24,12 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from dino_speech.file_io import atomic_path, atomic_write_text
 from dino_speech.train.distributed import DistContext, all_gather_objects
 
 __all__ = [
     "RoundPaths",
     "StageRunner",
-    "atomic_write",
     "barrier",
     "copy_if_changed",
     "file_digest",
@@ -157,9 +156,8 @@ def copy_if_changed(src: Path, dst: Path) -> None:
     """Copy ``src`` over ``dst`` atomically unless their contents are already equal."""
     if dst.is_file() and file_digest(dst) == file_digest(src):
         return
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -172,15 +170,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` as indented JSON, atomically."""
-    atomic_write(path, json.dumps(data, indent=2, default=_json_default) + "\n")
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(value: Any) -> Any:

@@ -5,21 +5,20 @@ import pytest
 
 from dino_speech.config import ClusterConfig
 from dino_speech.errors import ConfigError, DataError
-from dino_speech.pseudo_label import cluster as cluster_mod
+from dino_speech.pseudo_label import kmeans as kmeans_mod
 from dino_speech.pseudo_label.cluster import (
     ahc_cosine,
     cluster_embeddings,
     cluster_quality,
     filter_cluster_sizes,
-    kmeans,
-    resolve_backend,
 )
+from dino_speech.pseudo_label.kmeans import kmeans, resolve_backend
 
 BACKENDS = [
     "sklearn",
     pytest.param(
         "faiss",
-        marks=pytest.mark.skipif(cluster_mod._faiss() is None, reason="faiss not installed"),
+        marks=pytest.mark.skipif(kmeans_mod._faiss() is None, reason="faiss not installed"),
     ),
 ]
 
@@ -115,7 +114,7 @@ def test_deterministic_for_a_seed(backend):
     assert len(results) > 1
 
 
-@pytest.mark.skipif(cluster_mod._faiss() is None, reason="faiss not installed")
+@pytest.mark.skipif(kmeans_mod._faiss() is None, reason="faiss not installed")
 @pytest.mark.parametrize("spherical", [False, True])
 def test_faiss_stepping_equals_one_faiss_call(spherical):
     import faiss
@@ -134,7 +133,7 @@ def test_faiss_stepping_equals_one_faiss_call(spherical):
         np.testing.assert_allclose(np.linalg.norm(ours.centroids, axis=1), 1.0, atol=1e-5)
 
 
-@pytest.mark.skipif(cluster_mod._faiss() is None, reason="faiss not installed")
+@pytest.mark.skipif(kmeans_mod._faiss() is None, reason="faiss not installed")
 def test_faiss_early_stop():
     import faiss
 
@@ -149,7 +148,7 @@ def test_faiss_early_stop():
 
 
 def test_missing_faiss_is_loud(monkeypatch):
-    monkeypatch.setattr(cluster_mod, "_faiss", lambda: None)
+    monkeypatch.setattr(kmeans_mod, "_faiss", lambda: None)
     with pytest.raises(ConfigError, match="faiss-cpu"):
         resolve_backend("faiss")
     assert resolve_backend("auto") == "sklearn"

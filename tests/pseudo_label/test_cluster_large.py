@@ -9,12 +9,13 @@ import pytest
 
 from dino_speech.config import ClusterConfig
 from dino_speech.errors import ConfigError, DataError
-from dino_speech.pseudo_label import cluster as cluster_mod
 from dino_speech.pseudo_label import cluster_large
-from dino_speech.pseudo_label.cluster import ahc_cosine, cluster_embeddings, l2_normalize
+from dino_speech.pseudo_label import kmeans as kmeans_mod
+from dino_speech.pseudo_label.cluster import ahc_cosine, cluster_embeddings
 from dino_speech.pseudo_label.quality import cluster_quality
+from dino_speech.vectors import l2_normalize
 
-needs_faiss = pytest.mark.skipif(cluster_mod._faiss() is None, reason="faiss not installed")
+needs_faiss = pytest.mark.skipif(kmeans_mod._faiss() is None, reason="faiss not installed")
 
 
 def speakers(n_spk, per_spk, dim=32, session=0.5, noise=0.8, sessions=4, seed=0):
@@ -35,7 +36,9 @@ def same_partition(a, b):
 
 
 def test_mean_similarity_ahc_is_cosine_ahc_on_unit_rows():
-    X = l2_normalize(np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32))
+    X = l2_normalize(
+        np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32), zero_rows="error"
+    )
     for threshold in (0.1, 0.4, 0.7):
         assert same_partition(
             cluster_large.ahc_mean_similarity(X, threshold), ahc_cosine(X, threshold)
@@ -43,7 +46,9 @@ def test_mean_similarity_ahc_is_cosine_ahc_on_unit_rows():
 
 
 def test_merge_by_parts_takes_one_dense_step_below_the_limit():
-    X = l2_normalize(np.random.default_rng(1).standard_normal((200, 8)).astype(np.float32))
+    X = l2_normalize(
+        np.random.default_rng(1).standard_normal((200, 8)).astype(np.float32), zero_rows="error"
+    )
     cfg = ClusterConfig(max_preclusters=200)
     assert same_partition(cluster_large.merge_by_parts(X, 0.3, cfg), ahc_cosine(X, 0.3))
 
@@ -52,9 +57,11 @@ def test_merge_by_parts_rejoins_what_the_cells_cut_apart():
     # 12 tight groups, cells that cut every group in half: level 0 leaves 24 halves, the level
     # above must merge each pair back
     rng = np.random.default_rng(2)
-    centres = l2_normalize(rng.standard_normal((12, 16)).astype(np.float32))
+    centres = l2_normalize(rng.standard_normal((12, 16)).astype(np.float32), zero_rows="error")
     y = np.repeat(np.arange(12), 20)
-    P = l2_normalize(centres[y] + 0.05 * rng.standard_normal((y.size, 16)).astype(np.float32))
+    P = l2_normalize(
+        centres[y] + 0.05 * rng.standard_normal((y.size, 16)).astype(np.float32), zero_rows="error"
+    )
     cells = (np.arange(y.size) % 20 >= 10).astype(np.int64)  # two cells, half of each group
     cfg = ClusterConfig(max_preclusters=150)
     labels = cluster_large.merge_by_parts(P, 0.6, cfg, cells)
@@ -76,7 +83,7 @@ def test_by_parts_chain_matches_the_whole_chain():
 @needs_faiss
 def test_pre_clusters_are_not_capped():
     X, _ = speakers(20, 40)
-    Z = l2_normalize(X)
+    Z = l2_normalize(X, zero_rows="error")
     cfg = ClusterConfig(max_preclusters=50)
     labels, centroids = cluster_large.precluster_ivf(Z, 4.0, cfg)
     # 800 / 4 = 200 pre-clusters asked for (the old chain stopped at max_preclusters = 50)
@@ -114,13 +121,13 @@ def test_refinement_repairs_mixed_up_points():
     # Clusters as the approximate pre-clustering leaves them: the right speakers, a quarter
     # of the points in another speaker's cluster, each speaker in two fragments.
     X, y = speakers(30, 60, noise=0.6)
-    Z = l2_normalize(X)
+    Z = l2_normalize(X, zero_rows="error")
     rng = np.random.default_rng(3)
     fragment = y * 2 + rng.integers(0, 2, y.size)
     wrong = rng.random(y.size) < 0.25
     start = np.where(wrong, rng.integers(0, 60, y.size), fragment)
     assert cluster_quality(start, y)["purity"] < 0.8
-    for backend in ("sklearn", "faiss") if cluster_mod._faiss() else ("sklearn",):
+    for backend in ("sklearn", "faiss") if kmeans_mod._faiss() else ("sklearn",):
         cfg = ClusterConfig(backend=backend, refine_iters=2, max_preclusters=20)
         labels = cluster_large.refine_by_means(Z, start, 0.6, cfg)
         q = cluster_quality(labels, y)
