@@ -3,7 +3,7 @@
 Clusters ``--n`` float32 vectors of ``--dim`` dimensions, drawn from a Gaussian mixture with
 ``--components`` components (default: ``--k``), into ``--k`` clusters with each backend of
 :func:`dino_speech.pseudo_label.cluster.kmeans`, and prints for each the time, the NMI against
-the true components and the peak memory. The default size is the issue's: 10^6 x 192 into
+the true components and the peak memory. The default size is the target's: 10^6 x 192 into
 10^4 clusters. Quick smoke run::
 
     python bench/cluster.py --n 20000 --k 200

@@ -4,12 +4,12 @@ Both pipelines produce the same thing for the same config (default DINO data con
 global + 4 x 2 s local crops per utterance, reverb p=0.45, MUSAN noise p=0.7, 80-dim fbank
 with sliding mean norm), from the same sampler, with the same number of loader workers:
 
-* **ours**: loader workers only read and crop (:func:`make_dino_loader`); the main process
+* **ours**: loader workers only read and crop (:func:`make_crop_loader`); the main process
   moves the crops to ``--device`` and augments (:class:`WaveAugment`, noise and RIRs from
   banks on the device) and computes fbank (:class:`Fbank`) a whole crop group at a time;
 * **ours, in the workers** (``data.augment_on: workers``, the CPU default; CPU only): each
   worker reads and crops its batch and makes its views with the same batched code
-  (:class:`~dino_speech.train.data.DinoBatchSource`); the batch arrives as features;
+  (:class:`~dino_speech.train.crop_batches.CropBatchSource`); the batch arrives as features;
 * **per-sample** (the usual way, e.g. WeSpeaker's or hyperion's loaders): each loader worker
   reads and crops, then for every crop on its own reads the noise file(s) it draws (1, or 3-7
   for babble) and an RIR file, mixes, convolves and computes fbank, and returns features.
@@ -69,8 +69,8 @@ from dino_speech.data.augment import SpecAugment, WaveAugment, add_noise_at_snr,
 from dino_speech.data.features import Fbank, sliding_mean_norm, utterance_mean_norm
 from dino_speech.data.multicrop import MultiCropDataset
 from dino_speech.data.noise_bank import musan_category, prepare_rir, stable_seed
-from dino_speech.data.sampling import DinoSampler, make_dino_loader, seed_worker
-from dino_speech.train.data import DinoBatchSource
+from dino_speech.data.sampling import CropSampler, make_crop_loader, seed_worker
+from dino_speech.train.crop_batches import CropBatchSource
 from dino_speech.train.distributed import DistContext
 
 SR = 16000
@@ -227,7 +227,7 @@ def run_ours(
     cfg: DataConfig, cuts: CutSet, noise: CutSet, rirs: CutSet, args: argparse.Namespace
 ) -> dict:
     device = torch.device(args.device)
-    loader, sampler = make_dino_loader(cfg, cuts, seed=args.seed)
+    loader, sampler = make_crop_loader(cfg, cuts, seed=args.seed)
     augment = WaveAugment(cfg.augment, SR, noise, rirs, seed=args.seed)
     fbank = Fbank(cfg.features).to(device)
     spec = SpecAugment(cfg.augment) if cfg.augment.specaug_prob > 0 else None
@@ -266,7 +266,7 @@ def run_ours_in_workers(
             cfg, augment_on="workers", musan_cuts=str(noise_path), rir_cuts=str(rir_path)
         )
         ctx = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
-        source = DinoBatchSource(cfg, seed=args.seed, ctx=ctx, gen=torch.Generator(), cuts=cuts)
+        source = CropBatchSource(cfg, seed=args.seed, ctx=ctx, gen=torch.Generator(), cuts=cuts)
         source.set_epoch(0)
 
         def process(batch: dict[str, Any]) -> int:
@@ -282,7 +282,7 @@ def run_per_sample(
     dataset = PerSampleDataset(
         cfg, noise, rirs, args.seed, args.baseline_fbank, one_of=args.wespeaker_config
     )
-    sampler = DinoSampler(cuts, batch_size=cfg.batch_size, seed=args.seed, dataset=dataset)
+    sampler = CropSampler(cuts, batch_size=cfg.batch_size, seed=args.seed, dataset=dataset)
     loader = DataLoader(
         dataset,
         sampler=sampler,

@@ -10,7 +10,7 @@ suite):
   download; ``--data-dir`` keeps it for the next run) unless ``--corpus`` names one;
 * DINO training, ``ecapa_c512`` and ``resnet34`` at batch 128, 2 x 4 s + 4 x 2 s crops,
   K = 65536, bf16 autocast on CUDA: the trainer's own per-step path (device-side augmentation
-  and fbank of :class:`~dino_speech.train.data.DinoBatchSource`, then
+  and fbank of :class:`~dino_speech.train.crop_batches.CropBatchSource`, then
   :class:`~dino_speech.train.step.DinoStep`), once fed with **synthetic tensors** already on
   the device and once with **real loader batches** (workers reading and cropping the corpus'
   wav files). The real row's ``real / synthetic`` ratio says whether the loader starves the
@@ -392,14 +392,14 @@ def timed_steps(step: Callable[[int], None], warmup: int, steps: int, device: An
 
 
 def tensor_source(cfg: Any, *, seed: int, ctx: Any, gen: Any) -> Any:
-    """A :class:`~dino_speech.train.data.DinoBatchSource` without its loader: its own
+    """A :class:`~dino_speech.train.crop_batches.CropBatchSource` without its loader: its own
     ``prepare`` (augmentation, fbank, SpecAugment on the device) for synthetic tensors, so that
     those rows need no lhotse (the loader is what imports it)."""
     from dino_speech.data.views import ViewMaker
-    from dino_speech.train.data import DinoBatchSource
+    from dino_speech.train.crop_batches import CropBatchSource
 
-    class TensorSource(DinoBatchSource):
-        def __init__(self) -> None:  # DinoBatchSource.__init__ less the loader and sampler
+    class TensorSource(CropBatchSource):
+        def __init__(self) -> None:  # CropBatchSource.__init__ less the loader and sampler
             self.cfg, self.ctx, self.gen = cfg, ctx, gen
             self.views = ViewMaker(cfg, seed=seed, device=ctx.device)
 
@@ -503,14 +503,14 @@ def dino_rows(suite: Suite, s: Settings, device: Any, cuts: Any) -> None:
             )
 
         def real(row: Row, encoder: str = encoder, state: dict = state) -> None:
-            from dino_speech.train.data import DinoBatchSource
+            from dino_speech.train.crop_batches import CropBatchSource
 
             if cuts is None:
                 raise Skip("no corpus (see the corpus row)")
             torch.backends.cudnn.benchmark = cuda
             with PeakMemory(device) as peak:
                 trainer = Trainer(encoder, s, device)
-                source = DinoBatchSource(
+                source = CropBatchSource(
                     trainer.cfg.data, seed=0, ctx=trainer.ctx, gen=trainer.gen, cuts=cuts
                 )
                 restarts = [0]
@@ -677,8 +677,8 @@ def embed_rows(suite: Suite, s: Settings, device: Any, data_dir: Path) -> None:
         def run(row: Row, encoder: str = encoder) -> None:
             import torch
 
-            from dino_speech.api import Embedder
             from dino_speech.config import FbankConfig
+            from dino_speech.embedder import Embedder
             from dino_speech.models.registry import build_encoder
 
             torch.backends.cudnn.benchmark = False  # lengths vary: no per-shape search

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dino_speech.api import Embedder
 from dino_speech.audio import write_audio
 from dino_speech.config import FbankConfig
+from dino_speech.embedder import Embedder
 from dino_speech.models.registry import build_encoder
 
 

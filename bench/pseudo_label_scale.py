@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dino_speech.embeddings import EmbeddingWriter
+from dino_speech.embedding_io import EmbeddingWriter
 from dino_speech.eval.verification import compute_eer
 
 UTTS_PER_SPEAKER = 182  # VoxCeleb2 dev: 1,092,009 utterances of 5,994 speakers

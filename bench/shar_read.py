@@ -3,7 +3,7 @@
 Both sides are the real DINO training loaders on the same data config (default crops: 2 x 4 s
 global + 4 x 2 s local per utterance; no augmentation or fbank, only reading and cropping):
 
-* **files**: :func:`~dino_speech.data.sampling.make_dino_loader` over the cut manifest: every
+* **files**: :func:`~dino_speech.data.sampling.make_crop_loader` over the cut manifest: every
   utterance is its own file, opened and read (a segment) with soundfile;
 * **shar**: :func:`~dino_speech.data.shar_loader.make_shar_loader` over shards written by
   :func:`~dino_speech.data.shar.write_shar` (``--audio-format``, default flac): each worker
@@ -36,7 +36,7 @@ from pathlib import Path
 
 from dino_speech.config import DataConfig
 from dino_speech.data.manifests import load_cuts
-from dino_speech.data.sampling import make_dino_loader
+from dino_speech.data.sampling import make_crop_loader
 from dino_speech.data.shar import write_shar
 from dino_speech.data.shar_loader import make_shar_loader
 
@@ -56,7 +56,7 @@ def evict(paths: list[Path]) -> None:
 def epoch_rate(kind: str, cfg: DataConfig, epoch: int) -> float:
     """Utterances per second over one epoch of loader ``kind`` (``files`` or ``shar``)."""
     if kind == "files":
-        loader, sampler = make_dino_loader(cfg, seed=0)
+        loader, sampler = make_crop_loader(cfg, seed=0)
     else:
         loader, sampler = make_shar_loader(cfg, seed=0)
     sampler.set_epoch(epoch)

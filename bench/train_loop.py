@@ -34,8 +34,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from dino_speech.config import DinoExperimentConfig, apply_overrides, load_config
-from dino_speech.data.sampling import DinoSampler, seed_worker
-from dino_speech.data.views import DinoViews
+from dino_speech.data.sampling import CropSampler, seed_worker
+from dino_speech.data.views import CropViews
 from dino_speech.train.trainer import DinoTrainer
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -49,7 +49,7 @@ class PerSampleSource:
     def __init__(self, cfg: DinoExperimentConfig, cuts: Any, noise: Any, rirs: Any) -> None:
         data = cfg.data
         self.dataset = dp.PerSampleDataset(data, noise, rirs, cfg.train.seed, "ours")
-        self.sampler = DinoSampler(
+        self.sampler = CropSampler(
             cuts, batch_size=data.batch_size, seed=cfg.train.seed, dataset=self.dataset
         )
         self.loader = DataLoader(
@@ -68,7 +68,7 @@ class PerSampleSource:
     def batches(self):
         return iter(self.loader)
 
-    def prepare(self, batch: dict[str, Any], device: torch.device) -> DinoViews:
+    def prepare(self, batch: dict[str, Any], device: torch.device) -> CropViews:
         def crop_major(feats: torch.Tensor, num: int) -> torch.Tensor:  # (B·n, T, F) cut-major
             b = feats.shape[0] // num
             return feats.reshape(b, num, *feats.shape[1:]).transpose(0, 1).flatten(0, 1)
@@ -77,7 +77,7 @@ class PerSampleSource:
         student = [teacher]
         if self.crops.num_local:
             student.append((crop_major(batch["local"], self.crops.num_local).to(device), None))
-        return DinoViews(teacher, student, self.crops.num_global, self.batch_size)
+        return CropViews(teacher, student, self.crops.num_global, self.batch_size)
 
 
 def run(

@@ -36,7 +36,7 @@ from dino_speech.data.features import Fbank
 from dino_speech.models.registry import build_encoder
 from dino_speech.ssl.dino import DinoCenter, MultiCropModel, build_dino_head
 from dino_speech.ssl.schedules import DinoSchedules
-from dino_speech.train.data import DinoViews
+from dino_speech.train.crop_batches import CropViews
 from dino_speech.train.step import DinoStep, build_optimizer
 
 
@@ -91,7 +91,7 @@ def our_step(cfg: DinoExperimentConfig, parts: Parts, fbank: Fbank, autocast: bo
             groups = [(g, None)]
             if local_waves.shape[0]:
                 groups.append((fbank(local_waves.reshape(-1, local_waves.shape[-1]))[0], None))
-        views = DinoViews((g, None), groups, global_waves.shape[0], global_waves.shape[1])
+        views = CropViews((g, None), groups, global_waves.shape[0], global_waves.shape[1])
         step_fn(views, step)
 
     return run

@@ -12,7 +12,7 @@ __all__ = ["Embedder", "__version__"]
 def __getattr__(name: str) -> Any:
     # Imported lazily so that `import dino_speech` (and the CLI) stay light.
     if name == "Embedder":
-        from dino_speech.api import Embedder
+        from dino_speech.embedder import Embedder
 
         return Embedder
     raise AttributeError(f"module 'dino_speech' has no attribute {name!r}")

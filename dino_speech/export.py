@@ -22,7 +22,7 @@ Batch size and length are dynamic in both files. The log-Mel fbank and its mean 
 are part of the graph, so a deployment only resamples and mixes to mono (for a speechbrain ECAPA
 model folder: speechbrain's own fbank and sentence normalisation, see
 :mod:`dino_speech.models.speechbrain_ecapa`). There is no windowing
-of long audio inside the graph (the Python :class:`~dino_speech.api.Embedder` does that); each
+of long audio inside the graph (the Python :class:`~dino_speech.embedder.Embedder` does that); each
 waveform is embedded whole.
 
 TorchScript is produced by tracing; ONNX by ``torch.onnx.export(dynamo=True)`` (needs

@@ -27,9 +27,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from dino_speech.api import Embedder
 from dino_speech.data.shar import ShardInfo, list_shards, read_shard
-from dino_speech.embeddings import EmbeddingWriter, merge_shards
+from dino_speech.embedder import Embedder
+from dino_speech.embedding_io import EmbeddingWriter, merge_shards
 from dino_speech.errors import DataError
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Any model a user names → an encoder and the features it expects.
 
 The loading side of the pipeline, above both ends: an embedder package
-(:mod:`dino_speech.models.package`), a DINO training checkpoint (its teacher's encoder,
+(:mod:`dino_speech.models.embedder_file`), a DINO training checkpoint (its teacher's encoder,
 :func:`dino_speech.train.checkpoint.teacher_encoder`), an experiment directory
 (``EXP/embedder.pt``, else the newest checkpoint in ``EXP/checkpoints``), a speechbrain ECAPA
 model folder (``hyperparams.yaml`` + ``embedding_model.ckpt``, the layout of
@@ -22,7 +22,7 @@ from torch import nn
 from dino_speech.config import EncoderConfig, FbankConfig, from_dict
 from dino_speech.errors import ConfigError, DataError
 from dino_speech.file_io import load_torch_file
-from dino_speech.models.package import EMBEDDER_FORMAT
+from dino_speech.models.embedder_file import EMBEDDER_FORMAT
 from dino_speech.models.registry import build_encoder
 from dino_speech.train.checkpoint import CHECKPOINT_FORMAT, find_latest, teacher_encoder
 

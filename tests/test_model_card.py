@@ -11,7 +11,7 @@ from dino_speech.cli.main import cli
 from dino_speech.config import EncoderConfig, FbankConfig
 from dino_speech.export import export_embedder
 from dino_speech.model_card import find_results, training_data
-from dino_speech.models.package import save_embedder
+from dino_speech.models.embedder_file import save_embedder
 from dino_speech.models.registry import build_encoder
 
 

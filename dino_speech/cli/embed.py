@@ -172,7 +172,7 @@ def embed(
     else:
         items = extract.items_from_files(files)
 
-    from dino_speech.api import Embedder
+    from dino_speech.embedder import Embedder
     from dino_speech.runtime import resolve_device
 
     embedder = Embedder.from_pretrained(

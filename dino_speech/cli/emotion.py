@@ -114,7 +114,7 @@ def eval_emotion(
             --labels data/msp/train/utt2emo --test-labels data/msp/test1/utt2emo --json
     """
     from dino_speech.data.manifests import read_kaldi_list
-    from dino_speech.embeddings import read_embeddings
+    from dino_speech.embedding_io import read_embeddings
     from dino_speech.eval.emotion import evaluate_labelled, plot_confusion
 
     if test_labels is not None and (groups is not None or folds != "auto"):

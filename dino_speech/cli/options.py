@@ -40,7 +40,7 @@ def model_option(required: bool = True) -> Decorator:
 
 
 def embeddings_option(what: str) -> Decorator:
-    """``--embeddings`` (required), read by :func:`dino_speech.embeddings.read_embeddings`."""
+    """``--embeddings`` (required), read by :func:`dino_speech.embedding_io.read_embeddings`."""
     return click.option(
         "--embeddings",
         required=True,

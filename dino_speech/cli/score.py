@@ -106,7 +106,7 @@ def score(
         dino-speech score --trials data/test/trials --embeddings exp/emb/test/xvector.scp \\
             --norm asnorm --cohort exp/emb/train/xvector.scp --top-n 300 --json
     """
-    from dino_speech.embeddings import read_embeddings
+    from dino_speech.embedding_io import read_embeddings
     from dino_speech.errors import DataError
     from dino_speech.eval.verification import read_trials, score_trials, write_scores
 

@@ -104,7 +104,7 @@ def verify(
     if not files:
         return
 
-    from dino_speech.api import Embedder
+    from dino_speech.embedder import Embedder
     from dino_speech.runtime import resolve_device
 
     embedder = Embedder.from_pretrained(model, device=resolve_device(device))

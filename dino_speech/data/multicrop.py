@@ -12,7 +12,7 @@ the training device.
 Crop positions are drawn from a generator seeded by ``(seed, epoch, cut id)``, so they do not
 depend on which worker reads the cut or on the order of batches: a resumed run crops exactly
 as the original one did. :meth:`MultiCropDataset.set_epoch` changes them every epoch (the
-sampler returned by :func:`dino_speech.data.sampling.make_dino_loader` calls it).
+sampler returned by :func:`dino_speech.data.sampling.make_crop_loader` calls it).
 
 A cut whose audio is missing, unreadable, empty or not finite is left out of the batch and
 reported in ``batch["skipped"]`` (the loader logs each such cut once) and counted in

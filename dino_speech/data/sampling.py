@@ -1,14 +1,14 @@
 """Batches of cuts for DINO training: a resumable, DDP-aware sampler and the loader around it.
 
-:func:`make_dino_loader` drops cuts shorter than ``min_duration``, wraps Lhotse's
+:func:`make_crop_loader` drops cuts shorter than ``min_duration``, wraps Lhotse's
 ``SimpleCutSampler`` (``max_cuts = batch_size``, shuffled with ``seed + epoch``, the same
 order on every rank; rank ``r`` of ``world_size`` takes every ``world_size``-th batch, so every
-rank gets the same number of batches) in a :class:`DinoSampler`, and returns a
-:class:`DinoLoader` whose workers run :class:`~dino_speech.data.multicrop.MultiCropDataset`.
+rank gets the same number of batches) in a :class:`CropSampler`, and returns a
+:class:`CropLoader` whose workers run :class:`~dino_speech.data.multicrop.MultiCropDataset`.
 Rank and world size are passed explicitly; ``torch.distributed`` need not be initialised.
 
 Exact resume. A ``DataLoader`` with workers asks its sampler for batches ahead of the training
-loop, so a sampler's own position is ahead of what was trained on. :class:`DinoLoader` instead
+loop, so a sampler's own position is ahead of what was trained on. :class:`CropLoader` instead
 counts the batches it has handed to the loop and tells the sampler, whose ``state_dict()`` is
 ``{"epoch", "batches_done", ...}``. After ``load_state_dict`` the next iteration regenerates
 that epoch's order and skips ``batches_done`` batches without reading audio; as crop positions
@@ -38,12 +38,12 @@ from dino_speech.data.multicrop import MultiCropDataset
 from dino_speech.data.noise_bank import stable_seed
 from dino_speech.errors import ConfigError, DataError
 
-__all__ = ["DinoLoader", "DinoSampler", "make_dino_loader", "seed_worker"]
+__all__ = ["CropLoader", "CropSampler", "make_crop_loader", "seed_worker"]
 
 log = logging.getLogger(__name__)
 
 
-class DinoSampler:
+class CropSampler:
     """Shuffled batches of ``batch_size`` cuts for one rank, resumable to the exact batch.
 
     Iterating yields ``CutSet`` batches of the current epoch (``(epoch, step, cuts)`` with
@@ -161,11 +161,11 @@ class DinoSampler:
             self.dataset.set_epoch(self.epoch)
 
 
-class DinoLoader(DataLoader):
-    """A ``DataLoader`` over :class:`DinoSampler` that reports consumed batches to it and logs
+class CropLoader(DataLoader):
+    """A ``DataLoader`` over :class:`CropSampler` that reports consumed batches to it and logs
     each skipped (unreadable) cut once."""
 
-    def __init__(self, dataset: Dataset, sampler: DinoSampler, **kwargs: Any) -> None:
+    def __init__(self, dataset: Dataset, sampler: CropSampler, **kwargs: Any) -> None:
         super().__init__(dataset, sampler=sampler, batch_size=None, **kwargs)
         self.dino_sampler = sampler
         self.warned_cuts: set[str] = set()
@@ -187,7 +187,7 @@ def seed_worker(worker_id: int) -> None:
     np.random.seed(seed)
 
 
-def make_dino_loader(
+def make_crop_loader(
     cfg: DataConfig,
     cuts: CutSet | str | Path | None = None,
     *,
@@ -195,7 +195,7 @@ def make_dino_loader(
     rank: int = 0,
     world_size: int = 1,
     views_in_workers: bool = False,
-) -> tuple[DinoLoader, DinoSampler]:
+) -> tuple[CropLoader, CropSampler]:
     """The training loader of multi-crop batches and its sampler (see the module doc).
 
     Args:
@@ -225,7 +225,7 @@ def make_dino_loader(
     if len(cuts) == 0:
         raise DataError(f"no training cuts left: all {total} are shorter than {cfg.min_duration} s")
     dataset = MultiCropDataset(cfg.crops, cfg.features.sample_rate, seed=seed)
-    sampler = DinoSampler(
+    sampler = CropSampler(
         cuts,
         batch_size=cfg.batch_size,
         seed=seed,
@@ -248,7 +248,7 @@ def make_dino_loader(
         served = WorkerViewsDataset(
             dataset, cfg, seed=seed, rank=rank, steps_per_epoch=len(sampler)
         )
-    loader = DinoLoader(
+    loader = CropLoader(
         served,
         sampler,
         num_workers=workers,

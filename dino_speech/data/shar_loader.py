@@ -18,7 +18,7 @@ so a rank's last few batches of an epoch may go unused. Batches carry their inde
 :class:`SharLoader` hands them out in that order, whatever order the workers finish in.
 
 Exact resume. The state is ``{"epoch", "batches_done"}``, as for
-:class:`~dino_speech.data.sampling.DinoSampler`. From the plan, ``batches_done`` says how many
+:class:`~dino_speech.data.sampling.CropSampler`. From the plan, ``batches_done`` says how many
 batches each worker had made; a resumed worker skips the shards it had finished without
 opening them and, in its current shard, the cuts it had consumed (read through, not decoded),
 so the remaining batches are exactly those of the uninterrupted run (crop positions depend on
@@ -46,7 +46,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 from dino_speech.config import DataConfig
 from dino_speech.data.multicrop import MultiCropDataset
 from dino_speech.data.noise_bank import stable_seed
-from dino_speech.data.sampling import DinoSampler, seed_worker
+from dino_speech.data.sampling import CropSampler, seed_worker
 from dino_speech.data.shar import (
     ShardInfo,
     epoch_shard_order,
@@ -139,8 +139,8 @@ class SharPlan:
         return order[: len(self)]
 
     # The epoch position (epoch, batches_done, _skip, dataset) works as the file sampler's.
-    set_epoch = DinoSampler.set_epoch
-    note_consumed = DinoSampler.note_consumed
+    set_epoch = CropSampler.set_epoch
+    note_consumed = CropSampler.note_consumed
 
     def start(self) -> int:
         """Called when an epoch's iteration begins: the index of its first batch."""

@@ -3,7 +3,7 @@
 :class:`ViewMaker` is the one implementation, batched, used in two places (``data.augment_on``):
 
 * ``device`` — in the training process, on the training device (the GPU default): the loader
-  workers only read and crop, and :class:`~dino_speech.train.data.DinoBatchSource` makes the
+  workers only read and crop, and :class:`~dino_speech.train.crop_batches.CropBatchSource` makes the
   views of each batch on arrival, its draws from the trainer's generator.
 * ``workers`` — in the loader workers (the CPU default when there are workers): on a CPU the
   training process computing features would leave the cores of idle workers unused, so each
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from dino_speech.data.multicrop import MultiCropDataset
 
-__all__ = ["Crop", "DinoViews", "ViewMaker", "WorkerViewsDataset", "resolve_augment_on"]
+__all__ = ["Crop", "CropViews", "ViewMaker", "WorkerViewsDataset", "resolve_augment_on"]
 
 # One group of same-length crops: features (N, T, F) and their lengths (N,) or None;
 # also what the DINO model takes (dino_speech.ssl.dino.MultiCropModel).
@@ -41,7 +41,7 @@ Crop = tuple[torch.Tensor, torch.Tensor | None]
 
 
 @dataclass
-class DinoViews:
+class CropViews:
     """One step's inputs: the teacher's crop group and the student's groups.
 
     ``teacher``: global crops ``(G·B, T_g, F)``; ``student``: the global crops (SpecAugmented
@@ -54,7 +54,7 @@ class DinoViews:
     num_global: int
     batch_size: int
 
-    def to(self, device: torch.device) -> DinoViews:
+    def to(self, device: torch.device) -> CropViews:
         def move(crop: Crop) -> Crop:
             feats, lengths = crop
             return (
@@ -62,7 +62,7 @@ class DinoViews:
                 None if lengths is None else lengths.to(device, non_blocking=True),
             )
 
-        return DinoViews(
+        return CropViews(
             teacher=move(self.teacher),
             student=[move(c) for c in self.student],
             num_global=self.num_global,
@@ -109,7 +109,7 @@ class ViewMaker:
     @torch.no_grad()
     def __call__(
         self, batch: dict[str, Any], gen: torch.Generator, *, call: int | None = None
-    ) -> DinoViews:
+    ) -> CropViews:
         """The views of one batch of crops; ``call``: the noise banks' call index of its first
         crop group (default: the running count)."""
         global_waves = batch["global"].to(self.device, non_blocking=True)  # (G, B, S_g)
@@ -122,7 +122,7 @@ class ViewMaker:
             lengths = batch.get("local_lengths")
             crops = self._features(local_waves, lengths, gen, None if call is None else call + 1)
             student.append(self._spec(crops, gen))
-        return DinoViews(
+        return CropViews(
             teacher=teacher, student=student, num_global=num_global, batch_size=batch_size
         )
 
@@ -153,9 +153,9 @@ class ViewMaker:
 class WorkerViewsDataset(Dataset):
     """``data.augment_on: workers``: reads and crops a batch of cuts (``crops``) and makes its
     views in the worker. Indexed with ``(epoch, step, cuts)`` (a
-    :class:`~dino_speech.data.sampling.DinoSampler` with ``indexed=True``); returns the crop
+    :class:`~dino_speech.data.sampling.CropSampler` with ``indexed=True``); returns the crop
     batch's bookkeeping (``cut_ids``, ``num_skipped``, ``skipped``) and ``views``
-    (:class:`DinoViews` on the CPU).
+    (:class:`CropViews` on the CPU).
 
     Args:
         crops: the multi-crop reader of the cuts.

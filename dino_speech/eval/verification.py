@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dino_speech.embeddings import as_table
+from dino_speech.embedding_io import as_table
 from dino_speech.errors import DataError
 from dino_speech.eval.trials import (
     Trials,

@@ -38,7 +38,7 @@ def cluster_embedding_file(
     ``speakers``: ``{utt: speaker}`` for NMI / purity over the utterances it names.
     ``sessions``: ``{utt: session}`` for ``cfg.aggregate == "session"``.
     """
-    from dino_speech.embeddings import read_embeddings
+    from dino_speech.embedding_io import read_embeddings
     from dino_speech.pseudo_label.cluster import cluster_embeddings
     from dino_speech.pseudo_label.quality import cluster_quality
 

@@ -35,7 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from dino_speech.config import CropConfig, DataConfig, PseudoLabelConfig, to_dict
 from dino_speech.errors import ConfigError, DataError
-from dino_speech.models.package import save_embedder
+from dino_speech.models.embedder_file import save_embedder
 from dino_speech.pseudo_label.finetune_model import (
     MarginModel,
     build_optimizer,
@@ -47,7 +47,7 @@ from dino_speech.pseudo_label.finetune_model import (
 )
 from dino_speech.pseudo_label.margin import AAMSoftmax, scheduled_margin
 from dino_speech.ssl.schedules import CosineSchedule
-from dino_speech.train.data import DinoBatchSource
+from dino_speech.train.crop_batches import CropBatchSource
 from dino_speech.train.distributed import DistContext, all_reduce_mean, init_distributed
 from dino_speech.train.loop import LoopInputs, LoopSettings, ResumableLoop, TrainingDivergedError
 from dino_speech.train.optim import clip_gradients
@@ -199,7 +199,7 @@ class MarginFinetuner(ResumableLoop):
         torch.manual_seed(tc.seed + 1 + self.ctx.rank)
         gen = torch.Generator()  # on the CPU: the same augmentation draws on any device
         gen.manual_seed(tc.seed * 1000 + 29 + self.ctx.rank)
-        data = DinoBatchSource(self._data_config(), seed=tc.seed, ctx=self.ctx, gen=gen, cuts=cuts)
+        data = CropBatchSource(self._data_config(), seed=tc.seed, ctx=self.ctx, gen=gen, cuts=cuts)
         steps_per_epoch = data.steps_per_epoch(ft.steps_per_epoch, "finetune.steps_per_epoch")
         self.autocast = self.device.type == "cuda" and tc.precision == "bf16"
         self.last_accuracy: float | None = None

@@ -218,7 +218,7 @@ class _Round:
 
     def _evaluate(self, r: int, model: Path, out: Path) -> None:
         from dino_speech.data.manifests import load_cuts
-        from dino_speech.embeddings import read_embeddings
+        from dino_speech.embedding_io import read_embeddings
         from dino_speech.eval.verification import (
             read_trials,
             score_trials,
@@ -251,7 +251,7 @@ class _Round:
         return cuts
 
     def _embed(self, model: Path, cuts: Any, out: Path, *, skip_bad: bool) -> Path:
-        from dino_speech.api import Embedder
+        from dino_speech.embedder import Embedder
         from dino_speech.extract import extract_embeddings, extract_under_torchrun
 
         ec = self.cfg.embed
@@ -279,7 +279,7 @@ class _Round:
     def _cluster(self, r: int, paths: RoundPaths) -> None:
         if not self.ctx.is_main:
             return
-        from dino_speech.embeddings import read_embeddings
+        from dino_speech.embedding_io import read_embeddings
         from dino_speech.pseudo_label.cluster import cluster_embeddings
         from dino_speech.pseudo_label.quality import cluster_quality, format_quality
 

@@ -13,7 +13,7 @@ the current state, with the batches actually trained as the sampler's position. 
 nothing is saved on an interrupt (the other processes may not reach the collective).
 
 A subclass builds its models, then hands the loop what it iterates, a :class:`LoopInputs`
-(the :class:`~dino_speech.train.data.DinoBatchSource`, the generator of its augmentation and
+(the :class:`~dino_speech.train.crop_batches.CropBatchSource`, the generator of its augmentation and
 the batches per epoch), to :meth:`_start`, which resumes from the newest checkpoint; it
 implements :meth:`_train_step`, :meth:`_state` and :meth:`_load_state` (plus optionally
 :meth:`_after_step`, :meth:`_epoch_done` and :meth:`_replan`); its ``fit`` calls
@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from dino_speech.errors import ConfigError, DataError, TrainingDivergedError
 from dino_speech.train import checkpoint as ckpt
-from dino_speech.train.data import DinoBatchSource
+from dino_speech.train.crop_batches import CropBatchSource
 from dino_speech.train.distributed import (
     DistContext,
     all_gather_objects,
@@ -102,7 +102,7 @@ class LoopInputs:
     per epoch (the same on every process).
     """
 
-    data: DinoBatchSource
+    data: CropBatchSource
     gen: torch.Generator
     steps_per_epoch: int
 
@@ -121,7 +121,7 @@ class ResumableLoop:
     """
 
     # Set by _start, from its LoopInputs.
-    data: DinoBatchSource
+    data: CropBatchSource
     gen: torch.Generator
     steps_per_epoch: int
 

@@ -1,6 +1,6 @@
 """One DINO optimisation step, shared by the trainer and ``bench/train_step.py``.
 
-Given the step's crop views (:class:`~dino_speech.train.data.DinoViews`): the teacher embeds
+Given the step's crop views (:class:`~dino_speech.train.crop_batches.CropViews`): the teacher embeds
 the global crops and the student all crops, each crop group as one batch; the loss averages the
 cross-entropy over all pairs of different crops; the optimiser steps with the scheduled
 learning rate and weight decay (gradients clipped, per parameter as in DINO by default; the
@@ -27,7 +27,7 @@ from dino_speech.ssl.dino import (
     ema_update,
 )
 from dino_speech.ssl.schedules import DinoSchedules
-from dino_speech.train.data import DinoViews
+from dino_speech.train.crop_batches import CropViews
 from dino_speech.train.distributed import all_reduce_mean, average_buffers
 from dino_speech.train.optim import clip_gradients, make_optimizer, param_groups
 
@@ -79,7 +79,7 @@ class DinoStep:
         self.distributed = distributed
         self.autocast = autocast
 
-    def __call__(self, views: DinoViews, step: int) -> StepOutput:
+    def __call__(self, views: CropViews, step: int) -> StepOutput:
         cfg = self.cfg
         sched = self.schedules.values(step)
         for group in self.optimizer.param_groups:

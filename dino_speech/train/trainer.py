@@ -11,7 +11,7 @@ teacher's batch mean.
 Files in ``EXP``: ``.lock`` (while a run uses it; see :mod:`dino_speech.train.exp_lock`),
 ``config.yaml``, ``train.log``, ``tb/`` (TensorBoard), ``checkpoints/``
 (see :mod:`dino_speech.train.checkpoint`) and ``embedder.pt`` (the teacher's encoder, written
-every epoch and at the end; see :mod:`dino_speech.models.package`).
+every epoch and at the end; see :mod:`dino_speech.models.embedder_file`).
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 from dino_speech.config import DinoExperimentConfig, save_config, to_dict
 from dino_speech.errors import ConfigError
-from dino_speech.models.package import save_embedder
+from dino_speech.models.embedder_file import save_embedder
 from dino_speech.models.registry import build_encoder
 from dino_speech.ssl.dino import DinoCenter, MultiCropModel, build_dino_head, dino_statistics
 from dino_speech.ssl.schedules import DinoSchedules
 from dino_speech.train import checkpoint as ckpt
-from dino_speech.train.data import DinoBatchSource
+from dino_speech.train.crop_batches import CropBatchSource
 from dino_speech.train.distributed import DistContext, all_reduce_mean, init_distributed
 from dino_speech.train.exp_lock import experiment_lock
 from dino_speech.train.loop import LoopInputs, LoopSettings, ResumableLoop, TrainingDivergedError
@@ -138,7 +138,7 @@ class DinoTrainer(ResumableLoop):
         torch.manual_seed(tc.seed + 1 + self.ctx.rank)
         gen = torch.Generator()  # on the CPU: the same draws on any device
         gen.manual_seed(tc.seed * 1000 + 17 + self.ctx.rank)
-        data = DinoBatchSource(cfg.data, seed=tc.seed, ctx=self.ctx, gen=gen)
+        data = CropBatchSource(cfg.data, seed=tc.seed, ctx=self.ctx, gen=gen)
         inputs = LoopInputs(data, gen, data.steps_per_epoch(tc.steps_per_epoch))
         self.schedules = DinoSchedules.build(
             cfg.optim,

@@ -15,7 +15,7 @@
 #
 # Embeddings cover every utterance (train + test); scoring uses the test trials.
 # Run it from anywhere; relative paths are taken from the working directory:
-#   egs/mini/run.sh                  # everything, about a quarter of an hour on 2 CPU cores
+#   egs/mini/run.sh                  # everything, five to eight minutes on 2 CPU cores
 #   egs/mini/run.sh --stage 3        # resume from stage 3
 # Every stage skips work whose output exists and is newer than its inputs, so a rerun of a
 # finished recipe only prints the table; delete an output (or EXP_DIR) to redo it.

@@ -17,8 +17,8 @@ from dino_speech import Embedder
 from dino_speech.audio import write_audio
 from dino_speech.cli.main import cli
 from dino_speech.config import EncoderConfig, FbankConfig
-from dino_speech.embeddings import read_embeddings
-from dino_speech.models.package import save_embedder
+from dino_speech.embedding_io import read_embeddings
+from dino_speech.models.embedder_file import save_embedder
 from dino_speech.models.registry import build_encoder
 
 

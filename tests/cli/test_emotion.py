@@ -6,7 +6,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from dino_speech.cli.main import cli
-from dino_speech.embeddings import write_embeddings
+from dino_speech.embedding_io import write_embeddings
 
 
 def _prepare(tmp_path):

@@ -5,7 +5,7 @@ from click.testing import CliRunner
 
 from dino_speech import __version__
 from dino_speech.cli.main import COMMANDS, cli
-from dino_speech.embeddings import write_embeddings
+from dino_speech.embedding_io import write_embeddings
 
 
 def test_version_and_help():
@@ -14,8 +14,27 @@ def test_version_and_help():
     assert result.exit_code == 0 and __version__ in result.output
     result = runner.invoke(cli, ["--help"])
     assert result.exit_code == 0
-    for name in COMMANDS:
-        assert name in result.output
+    listed = listed_commands(result.output)
+    assert set(COMMANDS) <= listed, sorted(set(COMMANDS) - listed)
+
+
+def listed_commands(help_text: str) -> set[str]:
+    """The names in the ``Commands:`` block of a click group's help (not its docstring)."""
+    block = help_text.split("\nCommands:\n", 1)[1]
+    names = set()
+    for line in block.splitlines():
+        if line and not line.startswith("  "):
+            break  # the block ends at the next unindented line
+        if line.startswith("  ") and not line.startswith("   "):
+            names.add(line.split()[0])
+    return names
+
+
+def test_listed_commands_reads_the_commands_block_only():
+    text = (
+        "Usage: x\n\n  score and embed are in the text.\n\nCommands:\n  eer   EER.\n  prepare  P.\n"
+    )
+    assert listed_commands(text) == {"eer", "prepare"}
 
 
 def test_every_registered_command_imports_and_has_help():

@@ -18,7 +18,7 @@ from dino_speech.config import (
     load_config,
     save_config,
 )
-from dino_speech.models.package import save_embedder
+from dino_speech.models.embedder_file import save_embedder
 from dino_speech.models.registry import build_encoder
 
 REPO = Path(__file__).resolve().parents[2]
@@ -121,7 +121,7 @@ def _clusterable(tmp_path: Path) -> tuple[Path, Path, list[str]]:
     """An .npz of 12 speakers x 20 utterances and its utt2spk."""
     import numpy as np
 
-    from dino_speech.embeddings import save_npz
+    from dino_speech.embedding_io import save_npz
 
     rng = np.random.default_rng(0)
     means = rng.standard_normal((12, 16))

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from dino_speech.cli.main import cli
-from dino_speech.embeddings import save_npz, write_embeddings
+from dino_speech.embedding_io import save_npz, write_embeddings
 from dino_speech.eval.verification import compute_eer, compute_min_dcf, read_scores
 
 

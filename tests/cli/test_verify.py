@@ -13,7 +13,7 @@ from dino_speech.cli.main import cli
 from dino_speech.config import EncoderConfig, FbankConfig
 from dino_speech.errors import ConfigError
 from dino_speech.eval.threshold_store import save_threshold
-from dino_speech.models.package import save_embedder
+from dino_speech.models.embedder_file import save_embedder
 from dino_speech.models.registry import build_encoder
 
 

@@ -11,7 +11,7 @@ from lhotse import AudioSource, CutSet, Recording
 
 from dino_speech.audio import write_audio
 from dino_speech.config import CropConfig, DataConfig
-from dino_speech.data.sampling import DinoSampler, make_dino_loader
+from dino_speech.data.sampling import CropSampler, make_crop_loader
 from dino_speech.errors import DataError
 
 SR = 16000
@@ -37,7 +37,7 @@ def _cfg(**kwargs: object) -> DataConfig:
     return DataConfig(**base)  # type: ignore[arg-type]
 
 
-def _ids(sampler: DinoSampler) -> list[list[str]]:
+def _ids(sampler: CropSampler) -> list[list[str]]:
     return [[c.id for c in batch] for batch in sampler]
 
 
@@ -46,7 +46,7 @@ def _ids(sampler: DinoSampler) -> list[list[str]]:
 def test_ranks_split_the_data(corpus: CutSet, world_size: int, drop_last: bool) -> None:
     per_rank = []
     for rank in range(world_size):
-        sampler = DinoSampler(
+        sampler = CropSampler(
             corpus, batch_size=4, seed=1, rank=rank, world_size=world_size, drop_last=drop_last
         )
         per_rank.append(_ids(sampler))
@@ -61,14 +61,14 @@ def test_ranks_split_the_data(corpus: CutSet, world_size: int, drop_last: bool) 
 
 
 def test_set_epoch_reshuffles(corpus: CutSet) -> None:
-    sampler = DinoSampler(corpus, batch_size=4, seed=0, drop_last=False)
+    sampler = CropSampler(corpus, batch_size=4, seed=0, drop_last=False)
     first = _ids(sampler)
     assert _ids(sampler) == first
     sampler.set_epoch(1)
     second = _ids(sampler)
     assert second != first
     assert sorted(sum(second, [])) == sorted(sum(first, [])) == sorted(corpus.ids)
-    other_seed = DinoSampler(corpus, batch_size=4, seed=5, drop_last=False)
+    other_seed = CropSampler(corpus, batch_size=4, seed=5, drop_last=False)
     assert _ids(other_seed) != first
 
 
@@ -84,18 +84,18 @@ def _run(loader, limit: int | None = None) -> list[dict]:
 @pytest.mark.parametrize("workers", [0, 2])
 def test_exact_resume(corpus: CutSet, workers: int) -> None:
     cfg = _cfg(num_workers=workers)
-    loader, sampler = make_dino_loader(cfg, corpus, seed=7)
+    loader, sampler = make_crop_loader(cfg, corpus, seed=7)
     sampler.set_epoch(2)
     full = _run(loader)
     assert len(full) == len(sampler) == 5
 
-    loader, sampler = make_dino_loader(cfg, corpus, seed=7)
+    loader, sampler = make_crop_loader(cfg, corpus, seed=7)
     sampler.set_epoch(2)
     _run(loader, limit=2)  # workers have prefetched more than this
     state = sampler.state_dict()
     assert state["epoch"] == 2 and state["batches_done"] == 2
 
-    loader, sampler = make_dino_loader(cfg, corpus, seed=7)
+    loader, sampler = make_crop_loader(cfg, corpus, seed=7)
     sampler.load_state_dict(state)
     sampler.set_epoch(2)  # the training loop calls it again for the restored epoch
     rest = _run(loader)
@@ -108,14 +108,14 @@ def test_exact_resume(corpus: CutSet, workers: int) -> None:
 
 
 def test_min_duration_and_errors(corpus: CutSet) -> None:
-    loader, sampler = make_dino_loader(_cfg(min_duration=0.4), corpus, seed=0)
+    loader, sampler = make_crop_loader(_cfg(min_duration=0.4), corpus, seed=0)
     kept = {cut_id for batch in loader for cut_id in batch["cut_ids"]}
     assert kept and all(corpus[c].duration >= 0.4 for c in kept)
     assert sampler.num_cuts == sum(c.duration >= 0.4 for c in corpus)
     with pytest.raises(DataError, match="shorter than"):
-        make_dino_loader(_cfg(min_duration=10.0), corpus, seed=0)
+        make_crop_loader(_cfg(min_duration=10.0), corpus, seed=0)
     with pytest.raises(DataError, match="no full batch"):
-        make_dino_loader(_cfg(batch_size=100), corpus, seed=0)
+        make_crop_loader(_cfg(batch_size=100), corpus, seed=0)
 
 
 def _listed(path: Path, cut_id: str):
@@ -134,7 +134,7 @@ def test_bad_cuts_are_skipped_counted_and_logged_once(
     cuts = CutSet.from_cuts(
         _listed(tmp_path / f"{f}.wav", n) for n, f in zip(names, files, strict=True)
     )
-    loader, sampler = make_dino_loader(_cfg(batch_size=2, drop_last=False), cuts, seed=0)
+    loader, sampler = make_crop_loader(_cfg(batch_size=2, drop_last=False), cuts, seed=0)
     with caplog.at_level(logging.WARNING, logger="dino_speech.data.sampling"):
         for epoch in range(2):
             sampler.set_epoch(epoch)
@@ -151,9 +151,9 @@ def test_bad_cuts_are_skipped_counted_and_logged_once(
 def test_manifest_path_and_train_cuts(tmp_path: Path, corpus: CutSet) -> None:
     path = tmp_path / "cuts.jsonl.gz"
     corpus.to_file(path)
-    loader, sampler = make_dino_loader(_cfg(train_cuts=str(path)), seed=0)
+    loader, sampler = make_crop_loader(_cfg(train_cuts=str(path)), seed=0)
     assert sampler.num_cuts == len(corpus)
     batch = next(iter(loader))
     assert batch["global"].shape == (2, 4, int(0.3 * SR))
     with pytest.raises(DataError, match="not found"):
-        make_dino_loader(_cfg(train_cuts=str(tmp_path / "nope.jsonl.gz")), seed=0)
+        make_crop_loader(_cfg(train_cuts=str(tmp_path / "nope.jsonl.gz")), seed=0)

@@ -10,9 +10,9 @@ from lhotse import CutSet, Recording
 
 from dino_speech.audio import write_audio
 from dino_speech.config import AugmentConfig, CropConfig, DataConfig
-from dino_speech.data.views import DinoViews, ViewMaker, resolve_augment_on
+from dino_speech.data.views import CropViews, ViewMaker, resolve_augment_on
 from dino_speech.errors import ConfigError
-from dino_speech.train.data import DinoBatchSource
+from dino_speech.train.crop_batches import CropBatchSource
 from dino_speech.train.distributed import DistContext
 
 SR = 16000
@@ -51,16 +51,16 @@ def _cfg(**kwargs: object) -> DataConfig:
     return DataConfig(**base)  # type: ignore[arg-type]
 
 
-def _source(cuts: CutSet, cfg: DataConfig, rank: int = 0, world: int = 1) -> DinoBatchSource:
+def _source(cuts: CutSet, cfg: DataConfig, rank: int = 0, world: int = 1) -> CropBatchSource:
     ctx = DistContext(rank=rank, world_size=world, local_rank=rank, device=torch.device("cpu"))
-    return DinoBatchSource(cfg, seed=5, ctx=ctx, gen=torch.Generator().manual_seed(1), cuts=cuts)
+    return CropBatchSource(cfg, seed=5, ctx=ctx, gen=torch.Generator().manual_seed(1), cuts=cuts)
 
 
-def _flat(views: DinoViews) -> list[torch.Tensor]:
+def _flat(views: CropViews) -> list[torch.Tensor]:
     return [views.teacher[0], *(c[0] for c in views.student)]
 
 
-def _epochs(source: DinoBatchSource, epochs: range) -> list[list[torch.Tensor]]:
+def _epochs(source: CropBatchSource, epochs: range) -> list[list[torch.Tensor]]:
     out = []
     for epoch in epochs:
         source.set_epoch(epoch)

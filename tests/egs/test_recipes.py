@@ -280,7 +280,7 @@ def _save_tiny_model(path: Path) -> None:
     import torch
 
     from dino_speech.config import EncoderConfig, FbankConfig
-    from dino_speech.models.package import save_embedder
+    from dino_speech.models.embedder_file import save_embedder
     from dino_speech.models.registry import build_encoder
 
     torch.manual_seed(0)

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from dino_speech.cli.main import cli
-from dino_speech.embeddings import write_embeddings
+from dino_speech.embedding_io import write_embeddings
 from dino_speech.errors import DataError
 from dino_speech.eval.threshold_store import (
     load_threshold,

@@ -7,6 +7,7 @@ import torch
 
 from dino_speech.errors import ConfigError
 from dino_speech.image.backbones import ResNet18CIFAR, SmallCNN, build_backbone
+from dino_speech.image.heads import build_predictor
 from dino_speech.image.methods import (
     BYOL,
     METHODS,
@@ -43,9 +44,21 @@ def test_method_forward_backward(name: str) -> None:
 
 @pytest.mark.parametrize("predictor", ["mlp", "linear", "offdiag_identity", "directpred"])
 def test_simsiam_and_byol_take_every_predictor(predictor: str) -> None:
+    expected = type(build_predictor(predictor, 4))
     for name in ("byol", "simsiam"):
         method = build_method(name, SmallCNN(1, width=8), predictor=predictor, dims=TINY[name])
-        method(*_views())["loss"].backward()
+        assert type(method.predictor) is expected
+        loss = method(*_views())["loss"]
+        assert loss.dim() == 0 and torch.isfinite(loss)
+        loss.backward()
+        learnt = [p for p in method.predictor.parameters() if p.requires_grad]
+        if predictor == "directpred":  # set from the features' correlation, not by gradient
+            assert not learnt and int(method.predictor.num_updates) == 1
+            assert not torch.equal(method.predictor.weight, torch.eye(TINY[name].out))
+        else:
+            assert learnt and all(p.grad is not None and p.grad.abs().sum() > 0 for p in learnt)
+        backbone = list(method.backbone.parameters())
+        assert all(p.grad is not None for p in backbone)  # the loss reaches the encoder
 
 
 def test_predictor_rejected_for_symmetric_methods() -> None:

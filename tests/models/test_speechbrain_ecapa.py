@@ -15,11 +15,11 @@ from click.testing import CliRunner
 
 from dino_speech import Embedder
 from dino_speech.cli.main import cli
-from dino_speech.embeddings import read_embeddings
+from dino_speech.embedding_io import read_embeddings
 from dino_speech.errors import DataError
 from dino_speech.export import export_embedder
 from dino_speech.loading import load_embedder, load_embedder_spec, resolve_model_path
-from dino_speech.models.package import save_embedder
+from dino_speech.models.embedder_file import save_embedder
 from dino_speech.models.speechbrain_ecapa import read_hyperparams
 
 LENGTHS = (16_000, 23_456, 8_123, 40_000)

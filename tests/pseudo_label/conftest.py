@@ -13,7 +13,7 @@ from dino_speech.config import (
     PseudoLabelConfig,
     apply_overrides,
 )
-from dino_speech.models.package import save_embedder
+from dino_speech.models.embedder_file import save_embedder
 from dino_speech.models.registry import build_encoder
 
 TINY_PL = [

@@ -8,10 +8,10 @@ import pytest
 import torch
 from lhotse import CutSet
 
-from dino_speech.api import Embedder
 from dino_speech.config import PseudoLabelConfig, apply_overrides
 from dino_speech.data.features import Fbank
 from dino_speech.data.manifests import cut_label, load_cuts
+from dino_speech.embedder import Embedder
 from dino_speech.errors import DataError
 from dino_speech.loading import load_embedder
 from dino_speech.pseudo_label.finetune import MarginFinetuner, finetune_stage

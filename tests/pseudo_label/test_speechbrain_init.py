@@ -15,7 +15,7 @@ from dino_speech.data.manifests import cut_label, load_cuts
 from dino_speech.loading import load_embedder, load_embedder_spec
 from dino_speech.pseudo_label.finetune import MarginFinetuner
 from dino_speech.pseudo_label.finetune_model import load_init_model
-from dino_speech.train.data import DinoBatchSource
+from dino_speech.train.crop_batches import CropBatchSource
 
 
 def speaker_labelled(corpus: Path) -> CutSet:
@@ -46,7 +46,7 @@ def test_init_loads_the_speechbrain_encoder_and_front_end(
     start = {k.removeprefix("net."): v for k, v in tuner.encoder.state_dict().items()}
     assert start.keys() == pretrained.keys()
     assert all(torch.equal(start[k], pretrained[k]) for k in pretrained)
-    assert isinstance(tuner.data, DinoBatchSource)
+    assert isinstance(tuner.data, CropBatchSource)
     assert type(tuner.data.fbank).__name__ == "SpeechbrainFbank"
     result = tuner.fit()
     encoder, features, _, spec = load_embedder_spec(result.embedder)

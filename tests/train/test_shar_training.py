@@ -11,7 +11,7 @@ from dino_speech.config import DinoExperimentConfig, apply_overrides
 from dino_speech.data.manifests import load_cuts
 from dino_speech.data.shar import write_shar
 from dino_speech.errors import ConfigError
-from dino_speech.train.data import DinoViews
+from dino_speech.train.crop_batches import CropViews
 from dino_speech.train.step import DinoStep, StepOutput
 from dino_speech.train.trainer import DinoTrainer, train_dino
 
@@ -51,7 +51,7 @@ def test_a_run_stopped_inside_a_step_resumes_exactly(
     straight.fit()
     original = DinoStep.__call__
 
-    def stopped_after_the_update(self: DinoStep, views: DinoViews, step: int) -> StepOutput:
+    def stopped_after_the_update(self: DinoStep, views: CropViews, step: int) -> StepOutput:
         out = original(self, views, step)
         if step == 5:
             raise RuntimeError("crash")

@@ -10,7 +10,7 @@ from dino_speech.config import DinoExperimentConfig, apply_overrides
 from dino_speech.models.registry import build_encoder
 from dino_speech.ssl.dino import DinoCenter, MultiCropModel, build_dino_head
 from dino_speech.ssl.schedules import DinoSchedules
-from dino_speech.train.data import DinoViews
+from dino_speech.train.crop_batches import CropViews
 from dino_speech.train.step import DinoStep, build_optimizer
 
 
@@ -40,12 +40,12 @@ def make_step(overrides: list[str]) -> DinoStep:
     return DinoStep(cfg, student, teacher, DinoCenter(32), build_optimizer(student, cfg), schedules)
 
 
-def views(fill: float | None = None) -> DinoViews:
+def views(fill: float | None = None) -> CropViews:
     g = torch.randn(2 * 4, 30, 16)
     loc = torch.randn(3 * 4, 12, 16)
     if fill is not None:
         g.fill_(fill)
-    return DinoViews((g, None), [(g.clone(), None), (loc, None)], 2, 4)
+    return CropViews((g, None), [(g.clone(), None), (loc, None)], 2, 4)
 
 
 def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -12,7 +12,7 @@ from dino_speech.config import DinoExperimentConfig, apply_overrides, load_confi
 from dino_speech.errors import ConfigError
 from dino_speech.loading import load_embedder
 from dino_speech.train.checkpoint import load_checkpoint
-from dino_speech.train.data import DinoBatchSource, DinoViews
+from dino_speech.train.crop_batches import CropBatchSource, CropViews
 from dino_speech.train.step import DinoStep, StepOutput
 from dino_speech.train.trainer import DinoTrainer, train_dino
 
@@ -78,7 +78,7 @@ def test_a_run_stopped_inside_a_step_resumes_exactly(
     cfg = apply_overrides(tiny_config, ["train.checkpoint_every=5"])
     original = DinoStep.__call__
 
-    def stopped_after_the_update(self: DinoStep, views: DinoViews, step: int) -> StepOutput:
+    def stopped_after_the_update(self: DinoStep, views: CropViews, step: int) -> StepOutput:
         out = original(self, views, step)
         if step == 6:
             raise error
@@ -106,19 +106,19 @@ def test_ctrl_c_between_steps_saves_the_batches_trained(
     # Ctrl-C once the loader has handed out (and counted) epoch 1's third batch, before the
     # trainer starts on it: the checkpoint must say two batches of epoch 1 are done.
     cfg = apply_overrides(tiny_config, ["train.checkpoint_every=0"])
-    original = DinoBatchSource.batches
+    original = CropBatchSource.batches
 
-    def interrupted_on_the_third_batch(self: DinoBatchSource) -> Iterator[dict]:
+    def interrupted_on_the_third_batch(self: CropBatchSource) -> Iterator[dict]:
         for i, batch in enumerate(original(self)):
             if self.sampler.epoch == 1 and i == 2:
                 assert self.sampler.state_dict()["batches_done"] == 3
                 raise KeyboardInterrupt
             yield batch
 
-    monkeypatch.setattr(DinoBatchSource, "batches", interrupted_on_the_third_batch)
+    monkeypatch.setattr(CropBatchSource, "batches", interrupted_on_the_third_batch)
     with pytest.raises(KeyboardInterrupt):
         DinoTrainer(cfg, tmp_path / "exp", progress=False).fit()
-    monkeypatch.setattr(DinoBatchSource, "batches", original)
+    monkeypatch.setattr(CropBatchSource, "batches", original)
     blob = load_checkpoint(tmp_path / "exp" / "checkpoints" / "step-00000006.pt")
     assert (blob["step"], blob["epoch"], blob["batch_in_epoch"]) == (6, 1, 2)
     assert blob["ranks"][0]["data"]["sampler"]["batches_done"] == 2

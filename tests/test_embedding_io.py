@@ -7,7 +7,7 @@ import kaldiio
 import numpy as np
 import pytest
 
-from dino_speech.embeddings import (
+from dino_speech.embedding_io import (
     EmbeddingWriter,
     as_table,
     merge_shards,

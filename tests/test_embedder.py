@@ -9,7 +9,7 @@ from dino_speech import Embedder
 from dino_speech.audio import AudioError, AudioNotFoundError, read_audio, write_audio
 from dino_speech.config import EncoderConfig, FbankConfig
 from dino_speech.errors import ConfigError, DataError
-from dino_speech.models.package import save_embedder
+from dino_speech.models.embedder_file import save_embedder
 from dino_speech.models.registry import build_encoder
 
 

@@ -10,7 +10,7 @@ import torch
 from dino_speech.config import EncoderConfig, FbankConfig
 from dino_speech.errors import DataError
 from dino_speech.loading import load_embedder
-from dino_speech.models.package import EMBEDDER_FORMAT, save_embedder
+from dino_speech.models.embedder_file import EMBEDDER_FORMAT, save_embedder
 from dino_speech.models.registry import build_encoder
 
 

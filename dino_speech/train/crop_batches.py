@@ -19,17 +19,17 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from dino_speech.config import DataConfig
-from dino_speech.data.views import DinoViews, ViewMaker, resolve_augment_on
+from dino_speech.data.views import CropViews, ViewMaker, resolve_augment_on
 from dino_speech.errors import ConfigError
 from dino_speech.train.distributed import DistContext
 
 if TYPE_CHECKING:
     from lhotse import CutSet
 
-__all__ = ["DinoBatchSource", "DinoViews"]
+__all__ = ["CropBatchSource", "CropViews"]
 
 
-class DinoBatchSource:
+class CropBatchSource:
     """Builds the loader, sampler, augmentation and fbank from a :class:`DataConfig`.
 
     Args:
@@ -52,10 +52,10 @@ class DinoBatchSource:
         gen: torch.Generator,
         cuts: CutSet | None = None,
     ) -> None:
-        from dino_speech.data.sampling import make_dino_loader
+        from dino_speech.data.sampling import make_crop_loader
         from dino_speech.data.shar_loader import make_shar_loader, train_source
 
-        make_loader: Any = partial(make_dino_loader, cuts=cuts)
+        make_loader: Any = partial(make_crop_loader, cuts=cuts)
         if cuts is None and train_source(cfg) == "shar":
             make_loader = make_shar_loader
         self.cfg = cfg
@@ -106,7 +106,7 @@ class DinoBatchSource:
         if sampler:
             self.sampler.load_state_dict(copy.deepcopy(state["sampler"]))
 
-    def prepare(self, batch: dict[str, Any], device: torch.device) -> DinoViews:
+    def prepare(self, batch: dict[str, Any], device: torch.device) -> CropViews:
         """The views of one loader batch on ``device`` (made here unless the workers did)."""
         if "views" in batch:
             return batch["views"].to(device)
