@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -301,6 +302,7 @@ class Stamp:
         self.out_dir = Path(out_dir)
         self.corpus = corpus
         self.options = json.loads(json.dumps(dict(options), default=str))
+        self.started = time.monotonic()
 
     def done(self) -> str | None:
         """``"{corpus} already prepared in {out_dir}; nothing to do."`` and the saved summary if
@@ -330,6 +332,7 @@ class Stamp:
                 {str(Path(f).resolve().relative_to(self.out_dir.resolve())) for f in files}
             ),
             "summary": summary,
+            "seconds": round(time.monotonic() - self.started, 1),  # wall time of the run
         }
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")

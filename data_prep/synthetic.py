@@ -26,6 +26,7 @@ import json
 import logging
 import multiprocessing
 import shutil
+import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -222,6 +223,7 @@ def prepare_synthetic(
     if record is not None:
         return _summary(record, out, skipped=True)
 
+    started = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     record = {"corpus": CORPUS, "settings": settings, "complete": False}
     (out / "corpus.json").write_text(json.dumps(record, indent=2) + "\n")
@@ -289,6 +291,7 @@ def prepare_synthetic(
         "target_trials": sum(t == "target" for _, _, t in trials),
     }
     record["complete"] = True
+    record["seconds"] = round(time.monotonic() - started, 1)  # wall time of the generation
     (out / "corpus.json").write_text(json.dumps(record, indent=2) + "\n")
     return _summary(record, out, skipped=False)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from dino_speech.cli.options import FILE, model_option, progress_option, show_progress
+from dino_speech.provenance import request, up_to_date, write_record
 
 
 @click.command()
@@ -15,15 +16,15 @@ from dino_speech.cli.options import FILE, model_option, progress_option, show_pr
 @click.option(
     "--wav-scp",
     type=FILE,
-    default=None,
+    multiple=True,
     help="Kaldi wav.scp of 'UTT PATH' lines; relative paths are relative to the "
-    "working directory, as in Kaldi.",
+    "working directory, as in Kaldi. Repeat it to embed several lists into one output.",
 )
 @click.option(
     "--cuts",
     type=FILE,
-    default=None,
-    help="Lhotse cut manifest (.jsonl.gz); ids are the cut ids.",
+    multiple=True,
+    help="Lhotse cut manifest (.jsonl.gz); ids are the cut ids. Repeatable like --wav-scp.",
 )
 @click.option(
     "--shar-dir",
@@ -101,12 +102,18 @@ from dino_speech.cli.options import FILE, model_option, progress_option, show_pr
     help="Skip unreadable/empty/too short audio (listed in OUT/skipped) instead of "
     "stopping at the first bad file.",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Embed again even when OUT/embed.json says the same model already embedded the "
+    "same lists with the same settings.",
+)
 @progress_option()
 def embed(
     files: tuple[Path, ...],
     model: Path | None,
-    wav_scp: Path | None,
-    cuts: Path | None,
+    wav_scp: tuple[Path, ...],
+    cuts: tuple[Path, ...],
     shar_dir: Path | None,
     out_dir: Path,
     device: str,
@@ -118,11 +125,13 @@ def embed(
     shard: str | None,
     merge: int | None,
     skip_bad: bool,
+    force: bool,
     progress: bool | None,
 ) -> None:
     """Embed audio with a trained model into Kaldi xvector.ark/xvector.scp.
 
     Give the audio as --wav-scp, --cuts, --shar-dir or file arguments (id = file name).
+    A rerun of the same request (model file, lists, settings: OUT/embed.json) does nothing.
     Examples:
 
     \b
@@ -145,7 +154,7 @@ def embed(
                 err=True,
             )
         return
-    sources = [s for s in (wav_scp, cuts, shar_dir, files or None) if s is not None]
+    sources = [s for s in (wav_scp or None, cuts or None, shar_dir, files or None) if s]
     if len(sources) != 1:
         raise click.UsageError(
             "give exactly one of --wav-scp, --cuts, --shar-dir or FILE arguments"
@@ -163,10 +172,31 @@ def embed(
         raise click.UsageError("--shard cannot be combined with torchrun (shards come from RANK)")
     shard_spec = extract.parse_shard(shard) if shard is not None else None
 
-    if wav_scp is not None:
-        items = extract.read_wav_scp(wav_scp)
-    elif cuts is not None:
-        items = extract.items_from_cuts(cuts)
+    from dino_speech.loading import resolve_model_path
+
+    inputs = [*wav_scp, *cuts, *files, *(sorted(shar_dir.glob("*")) if shar_dir else [])]
+    made_from = request(
+        {
+            "model": str(model.resolve()) if model.exists() else str(model),
+            "chunk_seconds": chunk_seconds,
+            "chunk_overlap": chunk_overlap,
+            "precision": precision,
+            "skip_bad": skip_bad,
+        },
+        [*([resolve_model_path(model)] if model.exists() else []), *inputs],
+    )
+    record = out_dir / "embed.json"
+    whole = shard_spec is None
+    if whole and not force and up_to_date(record, made_from, [out_dir / "xvector.scp"]):
+        click.echo(
+            f"embeddings up to date: {out_dir / 'xvector.scp'} ({record}; --force redoes them)"
+        )
+        return
+
+    if wav_scp:
+        items = _joined([extract.read_wav_scp(p) for p in wav_scp], wav_scp)
+    elif cuts:
+        items = _joined([extract.items_from_cuts(p) for p in cuts], cuts)
     elif shar_dir is not None:
         items = extract.SharInput.from_dir(shar_dir)
     else:
@@ -188,6 +218,8 @@ def embed(
         skip_bad=skip_bad,
         progress=show_progress(progress) and (dist is None or dist.is_main),
     )
+    if whole:
+        record.unlink(missing_ok=True)
     if dist is not None:
         summary = extract.extract_under_torchrun(
             embedder, items, out_dir, dist.rank, dist.world_size, **kwargs
@@ -206,8 +238,31 @@ def embed(
     click.echo(
         f"wrote {summary.written} embeddings of dimension {embedder.embed_dim} -> {summary.scp}"
     )
+    if whole:
+        write_record(
+            record,
+            made_from,
+            model=made_from["settings"]["model"],
+            embeddings=str(summary.scp.resolve()),
+            written=summary.written,
+            skipped=len(summary.skipped),
+            dim=embedder.embed_dim,
+        )
     if shard_spec is not None:
         click.echo(
             f"shard {shard_spec[0]}/{shard_spec[1]} done; when all shards are done run: "
             f"dino-speech embed --merge {shard_spec[1]} --out-dir {out_dir}"
         )
+
+
+def _joined(lists: list[list[tuple[str, object]]], paths: tuple[Path, ...]) -> list:
+    """The items of several lists in order; an id in two of them is a usage error."""
+    items = [item for part in lists for item in part]
+    if len(lists) > 1:
+        seen: dict[str, Path] = {}
+        for path, part in zip(paths, lists, strict=True):
+            for utt, _ in part:
+                if utt in seen:
+                    raise click.UsageError(f"utterance {utt} is in both {seen[utt]} and {path}")
+                seen[utt] = path
+    return items

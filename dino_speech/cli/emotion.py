@@ -11,6 +11,7 @@ from dino_speech.cli.options import (
     FILE,
     embeddings_option,
     json_option,
+    json_out_option,
     progress_option,
     show_progress,
 )
@@ -34,15 +35,17 @@ def _folds(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
     "--labels",
     required=True,
     type=FILE,
-    help="'utt emotion' lines (utt2emo); only these utterances are used.",
+    multiple=True,
+    help="'utt emotion' lines (utt2emo); only these utterances are used. Repeatable "
+    "(e.g. the train and test parts' lists).",
 )
 @click.option(
     "--groups",
     type=FILE,
-    default=None,
+    multiple=True,
     help="'utt group' lines for group-disjoint folds: utt2sess (IEMOCAP, leave one "
     "session out) or utt2spk (speaker-independent folds). Without it folds are "
-    "stratified but not speaker-independent.",
+    "stratified but not speaker-independent. Repeatable like --labels.",
 )
 @click.option(
     "--test-labels",
@@ -85,11 +88,12 @@ def _folds(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
     "--seed", default=0, show_default=True, type=int, help="Seed of fold shuffling and the MLP."
 )
 @json_option('{"micro_f1": <percent>, "macro_f1": <percent>, "folds": k}')
+@json_out_option()
 @progress_option()
 def eval_emotion(
     embeddings: Path,
-    labels: Path,
-    groups: Path | None,
+    labels: tuple[Path, ...],
+    groups: tuple[Path, ...],
     test_labels: Path | None,
     classifier: str,
     folds: int | str,
@@ -97,6 +101,7 @@ def eval_emotion(
     predictions_out: Path | None,
     seed: int,
     as_json: bool,
+    json_out: Path | None,
     progress: bool | None,
 ) -> None:
     """Emotion probe on frozen embeddings, cross-validated (or on a fixed split):
@@ -116,17 +121,25 @@ def eval_emotion(
     from dino_speech.data.manifests import read_kaldi_list
     from dino_speech.embedding_io import read_embeddings
     from dino_speech.eval.emotion import evaluate_labelled, plot_confusion
+    from dino_speech.provenance import read_record, request, up_to_date, write_record
 
-    if test_labels is not None and (groups is not None or folds != "auto"):
+    if test_labels is not None and (groups or folds != "auto"):
         raise click.UsageError(
             "--test-labels (a fixed split) cannot be combined with --groups or --folds"
         )
+    inputs = [embeddings, *labels, *groups, *([test_labels] if test_labels else [])]
+    settings = {"classifier": classifier, "folds": folds, "seed": seed}
+    outputs = [p for p in (json_out, confusion_plot, predictions_out) if p is not None]
+    if json_out is not None and up_to_date(json_out, request(settings, inputs), outputs):
+        micro = (read_record(json_out) or {}).get("micro_f1", float("nan"))
+        click.echo(f"emotion probe up to date: {json_out} (micro-F1 {micro:.2f}%)")
+        return
     ids, X = read_embeddings(embeddings)
     result = evaluate_labelled(
         ids,
         X,
-        read_kaldi_list(labels),
-        groups=read_kaldi_list(groups) if groups is not None else None,
+        _merged(labels),
+        groups=_merged(groups) if groups else None,
         test_labels=read_kaldi_list(test_labels) if test_labels is not None else None,
         classifier=classifier,
         folds=folds,
@@ -164,6 +177,16 @@ def eval_emotion(
             ),
             encoding="utf-8",
         )
+    if json_out is not None:
+        write_record(
+            json_out,
+            request(settings, inputs),
+            **{k: result[k] for k in ("micro_f1", "macro_f1", "uar", "folds", "scheme")},
+            classes=list(result["classes"]),
+            classifier=classifier,
+            utterances=result["num_utterances"],
+            embeddings=str(embeddings.resolve()),
+        )
     if as_json:
         click.echo(
             json.dumps(
@@ -174,3 +197,18 @@ def eval_emotion(
                 }
             )
         )
+
+
+def _merged(paths: tuple[Path, ...]) -> dict[str, str]:
+    """The Kaldi lists ``paths`` as one mapping; a key in two of them is an error."""
+    from dino_speech.data.manifests import read_kaldi_list
+    from dino_speech.errors import DataError
+
+    merged: dict[str, str] = {}
+    for path in paths:
+        part = read_kaldi_list(path)
+        twice = next((k for k in part if k in merged), None)
+        if twice is not None:
+            raise DataError(f"{twice} is in more than one of {', '.join(map(str, paths))}")
+        merged.update(part)
+    return merged

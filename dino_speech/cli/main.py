@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "verify": "dino_speech.cli.verify:verify",
     "train": "dino_speech.cli.train:train",
     "pseudo-label": "dino_speech.cli.pseudo_label:pseudo_label",
+    "report": "dino_speech.cli.report:report",
 }
 
 

@@ -59,6 +59,17 @@ def json_option(last_line: str) -> Decorator:
     )
 
 
+def json_out_option() -> Decorator:
+    """``--json-out FILE``: the result, with what it was computed from, for ``report``."""
+    return click.option(
+        "--json-out",
+        type=FILE,
+        default=None,
+        help="Also write the result to this JSON file, with the files and settings it was "
+        "computed from (what `dino-speech report` reads).",
+    )
+
+
 def progress_option() -> Decorator:
     """``--progress/--no-progress``; unset: when stderr is a terminal (see show_progress)."""
     return click.option(

@@ -79,15 +79,21 @@ def run(
 ) -> None:
     """Run (or resume) pseudo-labeling rounds starting from the model INIT.
 
-    OVERRIDES are KEY=VALUE settings on top of the recipe (see below).
+    OVERRIDES are KEY=VALUE settings on top of the recipe (see below). A rerun of a
+    finished run's request (config, rounds, INIT file, manifests: EXP-DIR/summary.json)
+    does nothing; a changed one redoes only the stages it affects.
     """
     from dino_speech.config import PseudoLabelConfig
-    from dino_speech.pseudo_label.loop import format_summary, run_pseudo_label
+    from dino_speech.pseudo_label.loop import finished_rounds, format_summary, run_pseudo_label
 
     cfg = load_run_config(
         PseudoLabelConfig, config_path, overrides, device=device, max_minutes=max_minutes
     )
-    summary = run_pseudo_label(cfg, init, exp_dir, rounds=rounds, progress=not quiet)
+    summary = finished_rounds(cfg, init, exp_dir, rounds=rounds)
+    if summary is not None:
+        click.echo(f"pseudo-labeling already done for this request ({exp_dir / 'summary.json'})")
+    else:
+        summary = run_pseudo_label(cfg, init, exp_dir, rounds=rounds, progress=not quiet)
     if os.environ.get("RANK", "0") == "0":  # under torchrun: one table, not one per process
         click.echo(format_summary(summary))
 

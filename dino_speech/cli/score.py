@@ -12,6 +12,7 @@ from dino_speech.cli.options import (
     FILE,
     embeddings_option,
     json_option,
+    json_out_option,
     progress_option,
     show_progress,
 )
@@ -85,6 +86,7 @@ _json_option = json_option(
 @_det_option
 @_p_target_option
 @_json_option
+@json_out_option()
 @progress_option()
 def score(
     trials: Path,
@@ -97,6 +99,7 @@ def score(
     det_plot: Path | None,
     p_targets: tuple[float, ...],
     as_json: bool,
+    json_out: Path | None,
     progress: bool | None,
 ) -> None:
     """Score a trial list by cosine similarity and report EER and minDCF.
@@ -114,6 +117,11 @@ def score(
         raise click.UsageError(f"--norm {norm} needs --cohort")
     if norm == "none" and cohort is not None:
         raise click.UsageError("--cohort is only used with --norm snorm or --norm asnorm")
+    p_targets = p_targets or _P_TARGETS
+    inputs = {"trials": trials, "embeddings": embeddings, "cohort": cohort, "mean_from": mean_from}
+    settings = {"norm": norm, "top_n": top_n, "p_targets": p_targets}
+    if json_out is not None and _up_to_date(json_out, settings, inputs, [scores_out, det_plot]):
+        return
     trial_list = read_trials(trials)
     trial_list.check_both_classes(f"trial list {trials}")
     ids, X = read_embeddings(embeddings)
@@ -135,7 +143,9 @@ def score(
     )
     if scores_out is not None:
         write_scores(scores_out, trial_list, scores)
-    _report(scores, trial_list.labels, p_targets or _P_TARGETS, det_plot, as_json, str(trials))
+    metrics = _report(scores, trial_list.labels, p_targets, det_plot, as_json, str(trials))
+    if json_out is not None:
+        _write_json_out(json_out, metrics, settings, inputs)
 
 
 @click.command()
@@ -149,12 +159,14 @@ def score(
 @_det_option
 @_p_target_option
 @_json_option
+@json_out_option()
 def eer(
     trials: Path,
     scores: Path,
     det_plot: Path | None,
     p_targets: tuple[float, ...],
     as_json: bool,
+    json_out: Path | None,
 ) -> None:
     """EER and minDCF of precomputed scores against a trial list's labels.
 
@@ -166,7 +178,37 @@ def eer(
 
     matched, labels = read_scored_trials(trials, scores)
     check_classes(labels, f"trial list {trials}")
-    _report(matched, labels, p_targets or _P_TARGETS, det_plot, as_json, str(trials))
+    p_targets = p_targets or _P_TARGETS
+    metrics = _report(matched, labels, p_targets, det_plot, as_json, str(trials))
+    if json_out is not None:
+        inputs = {"trials": trials, "scores": scores}
+        _write_json_out(json_out, metrics, {"p_targets": p_targets}, inputs)
+
+
+def _up_to_date(
+    path: Path, settings: dict, inputs: dict[str, Path | None], outputs: list[Path | None]
+) -> bool:
+    """Whether ``path`` holds this very result already (then say so, with its EER)."""
+    from dino_speech.provenance import read_record, request, up_to_date
+
+    given = [v for v in inputs.values() if v is not None]
+    wanted = [path, *(o for o in outputs if o is not None)]
+    if not up_to_date(path, request(settings, given), wanted):
+        return False
+    record = read_record(path) or {}
+    click.echo(f"scores up to date: {path} (EER {record.get('eer', float('nan')):.3f}%)")
+    return True
+
+
+def _write_json_out(
+    path: Path, metrics: dict, settings: dict, inputs: dict[str, Path | None]
+) -> None:
+    """The metrics, the input files (absolute paths) and what they were made from."""
+    from dino_speech.provenance import request, write_record
+
+    given = {k: v for k, v in inputs.items() if v is not None}
+    files = {k: str(v.resolve()) for k, v in given.items()}
+    write_record(path, request(settings, given.values()), **metrics, **files)
 
 
 def _report(
@@ -176,7 +218,8 @@ def _report(
     det_plot: Path | None,
     as_json: bool,
     name: str,
-) -> None:
+) -> dict:
+    """Print the metrics (and the last line of JSON with ``as_json``); returns them."""
     from dino_speech.eval.verification import operating_points
 
     points = operating_points(scores, labels)
@@ -194,3 +237,4 @@ def _report(
         click.echo(f"DET curve: {det_plot}")
     if as_json:
         click.echo(json.dumps(metrics))
+    return metrics

@@ -53,15 +53,21 @@ def dino(
 ) -> None:
     """Train DINO on unlabelled speech; the teacher's encoder becomes EXP-DIR/embedder.pt.
 
-    OVERRIDES are KEY=VALUE settings on top of the recipe (see below).
+    OVERRIDES are KEY=VALUE settings on top of the recipe (see below). A rerun with the
+    same config and training manifest as a finished run (EXP-DIR/summary.json) does nothing;
+    changed settings (e.g. more epochs, a larger --max-minutes) resume from the newest
+    checkpoint.
     """
     from dino_speech.config import DinoExperimentConfig
-    from dino_speech.train.trainer import train_dino
+    from dino_speech.train.trainer import finished_run, train_dino
 
     cfg = load_run_config(
         DinoExperimentConfig, config_path, overrides, device=device, max_minutes=max_minutes
     )
-    result = train_dino(cfg, exp_dir, resume=resume, progress=not quiet)
+    done = finished_run(cfg, exp_dir) if resume else None
+    if done is not None:
+        click.echo(f"already trained with this config and manifest ({exp_dir / 'summary.json'})")
+    result = done or train_dino(cfg, exp_dir, resume=resume, progress=not quiet)
     click.echo(result.summary())
 
 

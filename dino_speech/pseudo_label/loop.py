@@ -28,6 +28,7 @@ fine-tuning is data-parallel, clustering and scoring run on rank 0.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -38,6 +39,7 @@ from dino_speech.config import PseudoLabelConfig, apply_overrides, save_config, 
 from dino_speech.errors import ConfigError, DataError
 from dino_speech.file_io import atomic_path, atomic_write_text
 from dino_speech.loading import resolve_model_path
+from dino_speech.provenance import request, up_to_date
 from dino_speech.pseudo_label.report import collect_summary, format_summary
 from dino_speech.pseudo_label.stages import (
     RoundPaths,
@@ -45,6 +47,7 @@ from dino_speech.pseudo_label.stages import (
     copy_if_changed,
     file_digest,
     file_id,
+    read_json,
     write_json,
 )
 from dino_speech.train.distributed import DistContext, init_distributed
@@ -57,6 +60,7 @@ __all__ = [
     "STAGE_LOG",
     "collect_summary",
     "format_summary",
+    "finished_rounds",
     "pseudo_labelled_cuts",
     "round_config",
     "run_pseudo_label",
@@ -77,6 +81,9 @@ def run_pseudo_label(
     """Run (or resume) ``rounds`` (default ``cfg.rounds``) pseudo-labeling rounds from
     ``init`` in ``exp_dir``; returns the summary also written to ``exp_dir/summary.json``."""
     rounds = cfg.rounds if rounds is None else rounds
+    done = finished_rounds(cfg, init, exp_dir, rounds=rounds)
+    if done is not None:
+        return done
     _check(cfg, rounds)
     exp_dir = Path(exp_dir)
     init_path = resolve_model_path(init)
@@ -88,6 +95,28 @@ def run_pseudo_label(
         ctx.close()
 
 
+def finished_rounds(
+    cfg: PseudoLabelConfig, init: str | Path, exp_dir: str | Path, *, rounds: int | None = None
+) -> dict[str, Any] | None:
+    """The saved summary of a run in ``exp_dir`` that finished this same request (config,
+    rounds, init model file and manifests unchanged, its model still there), or None."""
+    rounds = cfg.rounds if rounds is None else rounds
+    exp_dir = Path(exp_dir)
+    made_from = _request(cfg, resolve_model_path(init), rounds)
+    outputs = [exp_dir / "embedder.pt"] if rounds > 0 else []
+    if not up_to_date(exp_dir / "summary.json", made_from, outputs):
+        return None
+    return read_json(exp_dir / "summary.json")
+
+
+def _request(cfg: PseudoLabelConfig, init_path: Path, rounds: int) -> dict[str, Any]:
+    files = [cfg.data.train_cuts, cfg.eval.cuts, cfg.eval.trials]
+    return request(
+        {"config": to_dict(cfg), "rounds": rounds},
+        [init_path, *(f for f in files if f and Path(f).is_file())],
+    )
+
+
 def _run_rounds(
     cfg: PseudoLabelConfig,
     init_path: Path,
@@ -97,6 +126,8 @@ def _run_rounds(
     progress: bool,
 ) -> dict[str, Any]:
     log: TextIO | None = None
+    started = time.monotonic()
+    previous = read_json(exp_dir / "summary.json") or {}
     try:
         if ctx.is_main:
             exp_dir.mkdir(parents=True, exist_ok=True)
@@ -109,6 +140,10 @@ def _run_rounds(
             runner = _Round(round_config(cfg, r), exp_dir, stages, ctx, progress)
             model, token = runner.run_round(r, model, token)
         summary = collect_summary(exp_dir, init_path, rounds)
+        # wall time of the call that last ran a stage (a rerun that runs none keeps it)
+        elapsed = round(time.monotonic() - started, 1)
+        summary["seconds"] = elapsed if stages.ran else previous.get("seconds")
+        summary["made_from"] = _request(cfg, init_path, rounds)
         if ctx.is_main:
             write_json(exp_dir / "summary.json", summary)
             if rounds > 0:
@@ -308,6 +343,7 @@ class _Round:
         text = "".join(f"{u} {int(c)}\n" for u, c in zip(ids, labels, strict=True))
         atomic_write_text(out / "labels", text)
         report: dict[str, Any] = {
+            "method": cfg.cluster.method,
             "clusters": count,
             "kept": int(kept.sum()),
             "utterances": len(ids),
@@ -316,6 +352,7 @@ class _Round:
         if truth is not None:
             known = [i for i, s in enumerate(truth) if s is not None]
             report = cluster_quality(labels[known], [truth[i] for i in known])
+            report["method"] = cfg.cluster.method
             report["scored_utterances"] = len(known)
             self.stages.note(f"round {r} cluster: {format_quality(report)}")
         else:

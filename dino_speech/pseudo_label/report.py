@@ -9,7 +9,7 @@ import numpy as np
 
 from dino_speech.pseudo_label.stages import RoundPaths, read_json
 
-__all__ = ["collect_summary", "format_summary"]
+__all__ = ["collect_summary", "format_summary", "round_quality"]
 
 
 def collect_summary(exp_dir: Path, init: Path, rounds: int) -> dict[str, Any]:
@@ -35,6 +35,18 @@ def collect_summary(exp_dir: Path, init: Path, rounds: int) -> dict[str, Any]:
             row["model"] = str(model)
         rows.append(row)
     return {"init": str(init), "exp_dir": str(exp_dir), "rounds": rows}
+
+
+def round_quality(model: str | Path) -> dict[str, Any] | None:
+    """The ``quality.json`` of the clusters a round's fine-tuned model (its ``ft_frozen`` or
+    ``ft_full`` folder, or the ``embedder.pt`` in one) was trained on; None for other models."""
+    folder = Path(model)
+    if folder.is_file():
+        folder = folder.parent
+    paths = RoundPaths(folder.parent)
+    if folder not in (paths.ft_frozen, paths.ft_full):
+        return None
+    return read_json(paths.cluster / "quality.json")
 
 
 def format_summary(summary: dict[str, Any]) -> str:

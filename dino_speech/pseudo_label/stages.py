@@ -25,6 +25,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from dino_speech.file_io import atomic_path, atomic_write_text
+from dino_speech.provenance import file_id
 from dino_speech.train.distributed import DistContext, all_gather_objects
 
 __all__ = [
@@ -132,15 +133,6 @@ def barrier(ctx: DistContext) -> None:
         import torch.distributed as dist
 
         dist.barrier()
-
-
-def file_id(path: str | None) -> list[Any] | None:
-    """A file's identity for stage hashes: absolute path, size and modification time."""
-    if not path:
-        return None
-    p = Path(path).resolve()
-    st = p.stat()
-    return [str(p), st.st_size, st.st_mtime_ns]
 
 
 def file_digest(path: Path) -> str:

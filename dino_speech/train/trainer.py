@@ -10,14 +10,17 @@ teacher's batch mean.
 
 Files in ``EXP``: ``.lock`` (while a run uses it; see :mod:`dino_speech.train.exp_lock`),
 ``config.yaml``, ``train.log``, ``tb/`` (TensorBoard), ``checkpoints/``
-(see :mod:`dino_speech.train.checkpoint`) and ``embedder.pt`` (the teacher's encoder, written
-every epoch and at the end; see :mod:`dino_speech.models.embedder_file`).
+(see :mod:`dino_speech.train.checkpoint`), ``embedder.pt`` (the teacher's encoder, written
+every epoch and at the end; see :mod:`dino_speech.models.embedder_file`) and ``summary.json``
+(what the finished run did, and the request it finished: a rerun of that same request does
+nothing; see :func:`finished_run`).
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ from dino_speech.config import DinoExperimentConfig, save_config, to_dict
 from dino_speech.errors import ConfigError
 from dino_speech.models.embedder_file import save_embedder
 from dino_speech.models.registry import build_encoder
+from dino_speech.provenance import read_record, request, up_to_date, write_record
 from dino_speech.ssl.dino import DinoCenter, MultiCropModel, build_dino_head, dino_statistics
 from dino_speech.ssl.schedules import DinoSchedules
 from dino_speech.train import checkpoint as ckpt
@@ -40,7 +44,16 @@ from dino_speech.train.monitor import CollapseDetector, effective_rank, embeddin
 from dino_speech.train.step import DinoStep, StepOutput, build_optimizer
 from dino_speech.train.sync_bn import convert_sync_batchnorm
 
-__all__ = ["DinoTrainer", "TrainResult", "TrainingDivergedError", "train_dino"]
+__all__ = [
+    "DinoTrainer",
+    "TrainResult",
+    "TrainingDivergedError",
+    "finished_run",
+    "train_dino",
+    "write_untrained_embedder",
+]
+
+SUMMARY = "summary.json"
 
 
 @dataclass
@@ -56,6 +69,16 @@ class TrainResult:
     last_loss: float | None
     collapse: str | None
     embedder: Path | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainResult:
+        values = {k: data[k] for k in cls.__dataclass_fields__}
+        values["exp_dir"] = Path(values["exp_dir"])
+        values["embedder"] = None if values["embedder"] is None else Path(values["embedder"])
+        return cls(**values)
 
     def summary(self) -> str:
         lines = [
@@ -173,6 +196,7 @@ class DinoTrainer(ResumableLoop):
 
     def fit(self) -> TrainResult:
         """Train until ``train.epochs`` are done or the ``train.max_minutes`` budget runs out."""
+        started = time.monotonic()
         stopped_by_time = self._run_epochs("DINO")
         embedder = self._finish(stopped_by_time)
         result = TrainResult(
@@ -187,6 +211,15 @@ class DinoTrainer(ResumableLoop):
             embedder=embedder,
         )
         self._log(result.summary().replace("\n", "; "))
+        if self.ctx.is_main:
+            write_record(
+                self.exp_dir / SUMMARY,
+                _training_request(self.cfg),
+                kind="dino",
+                model=self.cfg.model.name,
+                seconds=round(time.monotonic() - started, 1),  # of this (last) call
+                **result.to_dict(),
+            )
         self._close()
         return result
 
@@ -304,6 +337,10 @@ def train_dino(
     cfg: DinoExperimentConfig, exp_dir: str | Path, *, resume: bool = True, progress: bool = True
 ) -> TrainResult:
     """Train DINO as ``cfg`` says, in ``exp_dir`` (one process, or each ``torchrun`` rank)."""
+    if resume:
+        done = finished_run(cfg, exp_dir)
+        if done is not None:
+            return done
     ctx = init_distributed(cfg.train.device)
     if ctx.device.type == "cuda":
         # Crops have fixed sizes, so cuDNN's per-shape algorithm search pays off.
@@ -316,20 +353,52 @@ def train_dino(
         ctx.close()
 
 
+def finished_run(cfg: DinoExperimentConfig, exp_dir: str | Path) -> TrainResult | None:
+    """The result of a run in ``exp_dir`` that finished this same request (config and
+    training manifest unchanged, embedder still there), or None: then train (or resume).
+
+    A run stopped by ``train.max_minutes`` has finished its request too; a larger budget or
+    more epochs is a new request, which resumes from the newest checkpoint."""
+    exp_dir = Path(exp_dir)
+    if not up_to_date(exp_dir / SUMMARY, _training_request(cfg), [exp_dir / "embedder.pt"]):
+        return None
+    record = read_record(exp_dir / SUMMARY)
+    return None if record is None or record.get("kind") != "dino" else TrainResult.from_dict(record)
+
+
 def write_untrained_embedder(cfg: DinoExperimentConfig, exp_dir: str | Path) -> Path:
     """``EXP/embedder.pt`` holding the encoder as ``train_dino`` initialises it (same
     ``train.seed``, same weights), untrained: the baseline a trained model must beat, and the
-    starting point of a supervised run from scratch."""
+    starting point of a supervised run from scratch. Left as it is when it was written from
+    the same model settings already (``EXP/summary.json``), so what embeds it stays up to date.
+    """
+    exp_dir = Path(exp_dir)
+    path = exp_dir / "embedder.pt"
+    made_from = request(
+        {
+            "model": to_dict(cfg.model),
+            "features": to_dict(cfg.data.features),
+            "seed": cfg.train.seed,
+        },
+        [],
+    )
+    if up_to_date(exp_dir / SUMMARY, made_from, [path]):
+        return path
     torch.manual_seed(cfg.train.seed)
     feat_dim = cfg.data.features.num_mel_bins
     backbone = build_encoder(cfg.model.name, feat_dim=feat_dim, **cfg.model.kwargs)
-    exp_dir = Path(exp_dir)
     with experiment_lock(exp_dir):
         save_config(cfg, exp_dir / "config.yaml")
-        path = exp_dir / "embedder.pt"
         info = {"source": "untrained", "step": 0, "epoch": 0, "seed": cfg.train.seed}
         save_embedder(path, backbone.eval(), cfg.model, cfg.data.features, info)
+        write_record(exp_dir / SUMMARY, made_from, kind="untrained", model=cfg.model.name)
     return path
+
+
+def _training_request(cfg: DinoExperimentConfig) -> dict[str, Any]:
+    """What a DINO run's result depends on: the whole config and the training manifest."""
+    cuts = cfg.data.train_cuts
+    return request(to_dict(cfg), [cuts] if cuts and Path(cuts).is_file() else [])
 
 
 def _count(module: nn.Module) -> int:
