@@ -92,7 +92,7 @@ def test_score_with_norms_and_mean(corpus):
     d, scp, _ = corpus
     runner = CliRunner()
     base = ["score", "--trials", str(d / "trials"), "--embeddings", str(d / "emb"), "--json"]
-    results = {}
+    results, metrics = {}, {}
     for extra in (
         [],
         ["--norm", "snorm", "--cohort", str(d / "cohort.npz")],
@@ -102,7 +102,9 @@ def test_score_with_norms_and_mean(corpus):
         result = runner.invoke(cli, base + extra)
         assert result.exit_code == 0, result.output
         results[" ".join(extra[:2])] = _json_last_line(result.stdout)["eer"]
+        metrics[" ".join(extra[:2])] = json.dumps(_json_last_line(result.stdout), sort_keys=True)
     assert len(set(results.values())) > 1  # the options change the scores
+    assert len(set(metrics.values())) == len(metrics)  # each of them does (asnorm's top-n too)
 
 
 @pytest.mark.parametrize(

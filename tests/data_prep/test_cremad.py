@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fake_trees import CREMAD_FILES, make_cremad
 from prepare_cli import one_error_line, run_prepare
 
 from data_prep.cremad import prepare_cremad
 from dino_speech.data.manifests import load_cuts, read_kaldi_list
 from dino_speech.errors import DataError
+from tests.fakes import CREMAD_FILES, make_cremad
 
 
 def test_labels_from_file_names_and_demographics(tmp_path: Path):

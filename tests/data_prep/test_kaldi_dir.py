@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from fake_trees import wav
 from lhotse import SupervisionSet
 from prepare_cli import one_error_line, run_prepare
 
@@ -19,6 +18,7 @@ from dino_speech.audio import read_audio, read_cut
 from dino_speech.data.manifests import load_cuts, read_kaldi_list
 from dino_speech.errors import DataError
 from dino_speech.eval.trials import read_trials
+from tests.fakes import wav
 
 
 def lists(folder: Path, **files: str) -> Path:

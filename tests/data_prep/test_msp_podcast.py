@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fake_trees import make_msp_podcast
 from prepare_cli import one_error_line, run_prepare
 
 from data_prep.msp_podcast import prepare_msp_podcast
 from dino_speech.data.manifests import load_cuts, read_kaldi_list
 from dino_speech.errors import DataError
+from tests.fakes import make_msp_podcast
 
 
 def test_official_splits_become_parts(tmp_path: Path):

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fake_trees import make_rirs
 from prepare_cli import one_error_line, run_prepare
 
 from data_prep.rirs import prepare_rirs
 from dino_speech.data.manifests import load_cuts, read_kaldi_list
 from dino_speech.errors import DataError
+from tests.fakes import make_rirs
 
 SIMULATED = {
     f"{size}-{room}-{n:05d}": f"{size}-{room}"

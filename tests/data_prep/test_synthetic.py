@@ -353,6 +353,11 @@ def test_refuses_foreign_directories_and_bad_settings(tmp_path: Path) -> None:
 def test_num_jobs_does_not_change_the_output(tmp_path: Path) -> None:
     prepare_synthetic(tmp_path / "serial", seed=2, **TINY)
     prepare_synthetic(tmp_path / "parallel", seed=2, num_jobs=2, **TINY)
+    serial, parallel = (
+        sorted(p.relative_to(tmp_path / run) for p in (tmp_path / run / "wavs").rglob("*.wav"))
+        for run in ("serial", "parallel")
+    )
+    assert len(serial) == 12 and parallel == serial  # the same files, every utterance's
     for wav in (tmp_path / "serial" / "wavs").rglob("*.wav"):
         twin = tmp_path / "parallel" / wav.relative_to(tmp_path / "serial")
         assert wav.read_bytes() == twin.read_bytes()

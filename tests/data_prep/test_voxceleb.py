@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fake_trees import (
+from prepare_cli import one_error_line, run_prepare
+
+from data_prep.voxceleb import prepare_voxceleb, read_voxceleb_trials, utterance_id
+from dino_speech.data.manifests import load_cuts, read_kaldi_list
+from dino_speech.errors import DataError
+from tests.fakes import (
     VOX1_DEV_SPEAKERS,
     VOX1_TEST_SPEAKERS,
     VOX2_DEV_SPEAKERS,
@@ -15,11 +20,6 @@ from fake_trees import (
     vox_id,
     vox_utts,
 )
-from prepare_cli import one_error_line, run_prepare
-
-from data_prep.voxceleb import prepare_voxceleb, read_voxceleb_trials, utterance_id
-from dino_speech.data.manifests import load_cuts, read_kaldi_list
-from dino_speech.errors import DataError
 
 
 def _ids(speakers: tuple[str, ...]) -> list[str]:

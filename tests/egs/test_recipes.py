@@ -15,7 +15,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fake_corpora import make_cremad, make_iemocap, make_msp_podcast, make_voxceleb
+
+from tests.fakes import make_cremad, make_iemocap, make_msp_podcast, make_voxceleb1, make_voxceleb2
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = sorted([*REPO.glob("egs/**/*.sh"), *REPO.glob("utils/*.sh")], key=lambda p: str(p))
@@ -254,7 +255,7 @@ EMOTION_RECIPES = {
 @pytest.mark.parametrize("corpus", sorted(EMOTION_RECIPES))
 def test_emotion_recipe_on_a_fake_corpus(corpus: str, tmp_path: Path) -> None:
     script, make, scheme = EMOTION_RECIPES[corpus]
-    make(tmp_path / "corpus")
+    make(tmp_path / "corpus", learnable=True)
     args = ["--corpus-dir", "corpus", "--model", "logmel-stats", "--device", "cpu", "--nj", "1"]
     first = run(script, *args, cwd=tmp_path)
     assert first.returncode == 0, first.stdout[-3000:]
@@ -292,7 +293,8 @@ def _save_tiny_model(path: Path) -> None:
 
 @pytest.mark.slow
 def test_voxceleb_recipe_on_a_fake_corpus(tmp_path: Path) -> None:
-    vox1, vox2 = make_voxceleb(tmp_path / "corpus")
+    vox1 = make_voxceleb1(tmp_path / "corpus" / "voxceleb1", learnable=True)
+    vox2 = make_voxceleb2(tmp_path / "corpus" / "voxceleb2", learnable=True)
     tiny_dino = f"{TINY_DINO} data.min_duration=0 model.name=resnet_tiny dino.out_dim=64"
     args = [
         "--vox1-dir", str(vox1), "--vox2-dir", str(vox2), "--ngpu", "0", "--nj", "1",
