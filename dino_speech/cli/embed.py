@@ -103,6 +103,15 @@ from dino_speech.provenance import request, up_to_date, write_record
     "stopping at the first bad file.",
 )
 @click.option(
+    "--sample",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Embed a random sample of N of the listed utterances (seeded by --seed; all of "
+    "them when the list is shorter), e.g. an AS-norm cohort. Not with --shar-dir.",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the --sample draw.")
+@click.option(
     "--force",
     is_flag=True,
     help="Embed again even when OUT/embed.json says the same model already embedded the "
@@ -125,6 +134,8 @@ def embed(
     shard: str | None,
     merge: int | None,
     skip_bad: bool,
+    sample: int | None,
+    seed: int,
     force: bool,
     progress: bool | None,
 ) -> None:
@@ -182,6 +193,7 @@ def embed(
             "chunk_overlap": chunk_overlap,
             "precision": precision,
             "skip_bad": skip_bad,
+            "sample": None if sample is None else [sample, seed],
         },
         [*([resolve_model_path(model)] if model.exists() else []), *inputs],
     )
@@ -198,9 +210,16 @@ def embed(
     elif cuts:
         items = _joined([extract.items_from_cuts(p) for p in cuts], cuts)
     elif shar_dir is not None:
+        if sample is not None:
+            raise click.UsageError("--sample needs a list (--wav-scp, --cuts or files)")
         items = extract.SharInput.from_dir(shar_dir)
     else:
         items = extract.items_from_files(files)
+    if sample is not None and sample < len(items):
+        import random
+
+        chosen = sorted(random.Random(seed).sample(range(len(items)), sample))
+        items = [items[i] for i in chosen]
 
     from dino_speech.embedder import Embedder
     from dino_speech.runtime import resolve_device

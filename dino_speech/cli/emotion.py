@@ -56,6 +56,13 @@ def _folds(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
     "--labels train/utt2emo --test-labels test1/utt2emo). Not with --groups or --folds.",
 )
 @click.option(
+    "--classes",
+    default=None,
+    metavar="A,B,...",
+    help="Use only the utterances labelled with one of these classes (comma- or "
+    "space-separated), in --labels and --test-labels alike.  [default: every class]",
+)
+@click.option(
     "--classifier",
     type=click.Choice(["logreg", "mlp"]),
     default="logreg",
@@ -95,6 +102,7 @@ def eval_emotion(
     labels: tuple[Path, ...],
     groups: tuple[Path, ...],
     test_labels: Path | None,
+    classes: str | None,
     classifier: str,
     folds: int | str,
     confusion_plot: Path | None,
@@ -128,7 +136,8 @@ def eval_emotion(
             "--test-labels (a fixed split) cannot be combined with --groups or --folds"
         )
     inputs = [embeddings, *labels, *groups, *([test_labels] if test_labels else [])]
-    settings = {"classifier": classifier, "folds": folds, "seed": seed}
+    keep = sorted(set(classes.replace(",", " ").split())) if classes else None
+    settings = {"classifier": classifier, "folds": folds, "seed": seed, "classes": keep}
     outputs = [p for p in (json_out, confusion_plot, predictions_out) if p is not None]
     if json_out is not None and up_to_date(json_out, request(settings, inputs), outputs):
         micro = (read_record(json_out) or {}).get("micro_f1", float("nan"))
@@ -138,9 +147,9 @@ def eval_emotion(
     result = evaluate_labelled(
         ids,
         X,
-        _merged(labels),
+        _only(_merged(labels), keep),
         groups=_merged(groups) if groups else None,
-        test_labels=read_kaldi_list(test_labels) if test_labels is not None else None,
+        test_labels=_only(read_kaldi_list(test_labels), keep) if test_labels else None,
         classifier=classifier,
         folds=folds,
         seed=seed,
@@ -200,7 +209,8 @@ def eval_emotion(
 
 
 def _merged(paths: tuple[Path, ...]) -> dict[str, str]:
-    """The Kaldi lists ``paths`` as one mapping; a key in two of them is an error."""
+    """The Kaldi lists ``paths`` as one mapping (keys in sorted order when there are several,
+    so the folds do not depend on the order of the options); a key in two is an error."""
     from dino_speech.data.manifests import read_kaldi_list
     from dino_speech.errors import DataError
 
@@ -211,4 +221,16 @@ def _merged(paths: tuple[Path, ...]) -> dict[str, str]:
         if twice is not None:
             raise DataError(f"{twice} is in more than one of {', '.join(map(str, paths))}")
         merged.update(part)
-    return merged
+    return merged if len(paths) == 1 else dict(sorted(merged.items()))
+
+
+def _only(labels: dict[str, str], classes: list[str] | None) -> dict[str, str]:
+    """``labels`` restricted to ``classes`` (all of them for None)."""
+    if classes is None:
+        return labels
+    kept = {u: c for u, c in labels.items() if c in classes}
+    if not kept:
+        from dino_speech.errors import DataError
+
+        raise DataError(f"no utterance is labelled with any of --classes {','.join(classes)}")
+    return kept

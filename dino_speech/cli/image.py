@@ -152,14 +152,20 @@ def train(
     **shortcuts: Any,
 ) -> None:
     """Train one SSL method and print kNN / linear / collapse diagnostics of its frozen
-    backbone next to the same backbone at random init and raw pixels.
+    backbone next to the same backbone at random init and raw pixels. A rerun of a finished
+    run's config in the same --out-dir (its metrics.json) only prints its table.
 
     OVERRIDES are KEY=VALUE settings on top of the recipe (see below).
     """
     from dino_speech.image.report import format_results_table
-    from dino_speech.image.train import train_image_ssl
+    from dino_speech.image.train import finished_run, train_image_ssl
 
     cfg = load_run_config(ImageTrainConfig, config_path, overrides, shortcuts=shortcuts)
+    done = finished_run(cfg)
+    if done is not None:
+        click.echo(f"already trained with this config ({cfg.out_dir}/metrics.json)")
+        click.echo(format_results_table([done]))
+        return
     _set_threads(num_threads)
     result = train_image_ssl(cfg, progress=progress)
     click.echo(format_results_table([result]))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,13 @@ from tqdm import tqdm
 
 from dino_speech.config import ImageTrainConfig, save_config, to_dict
 from dino_speech.errors import ConfigError, TrainingDivergedError
+from dino_speech.file_io import atomic_torch_save, atomic_write_text
 from dino_speech.image.augment import normalize
 from dino_speech.image.backbones import build_backbone
 from dino_speech.image.data import ImageDataset, load_image_dataset
 from dino_speech.image.evaluate import evaluate_features, extract_features
 from dino_speech.image.methods import METHODS, PREDICTOR_METHODS, build_method
+from dino_speech.provenance import read_record, request, up_to_date
 from dino_speech.ssl.schedules import half_cosine
 
 log = logging.getLogger(__name__)
@@ -228,14 +229,25 @@ def save_run(
         "state_dict": {k: v.cpu() for k, v in backbone.state_dict().items()},
         "meta": {k: v for k, v in result.items() if k not in ("results", "epoch_losses")},
     }
-    _atomic(out / "encoder.pt", lambda p: torch.save(package, p))
-    _atomic(out / "metrics.json", lambda p: Path(p).write_text(json.dumps(result, indent=2)))
+    atomic_torch_save(package, out / "encoder.pt")
+    record = {**result, "made_from": _request(cfg)}
+    atomic_write_text(out / "metrics.json", json.dumps(record, indent=2))
 
 
-def _atomic(path: Path, write: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
+def finished_run(cfg: ImageTrainConfig) -> dict[str, Any] | None:
+    """The saved result of a finished run of this same config in ``cfg.out_dir`` (its
+    ``metrics.json``, encoder still there), or None."""
+    if not cfg.out_dir:
+        return None
+    cfg = resolve(cfg)  # as the run saved it
+    out = Path(cfg.out_dir)
+    if not up_to_date(out / "metrics.json", _request(cfg), [out / "encoder.pt"]):
+        return None
+    return read_record(out / "metrics.json")
+
+
+def _request(cfg: ImageTrainConfig) -> dict[str, Any]:
+    return request(to_dict(cfg), [])
 
 
 def load_image_encoder(path: str | Path, device: str = "cpu") -> torch.nn.Module:

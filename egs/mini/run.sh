@@ -17,8 +17,9 @@
 # Run it from anywhere; relative paths are taken from the working directory:
 #   egs/mini/run.sh                  # everything, five to eight minutes on 2 CPU cores
 #   egs/mini/run.sh --stage 3        # resume from stage 3
-# Every stage skips work whose output exists and is newer than its inputs, so a rerun of a
+# Every command skips work it has done with the same inputs and settings, so a rerun of a
 # finished recipe only prints the table; delete an output (or EXP_DIR) to redo it.
+# Recipes (YAML): recipes/mini.yaml (DINO) and recipes/pseudo_label_mini.yaml.
 set -euo pipefail
 
 stage=0                 # first stage to run
@@ -57,122 +58,82 @@ read -r -a dino_extra <<< "$dino_overrides"
 read -r -a pl_extra <<< "$pl_overrides"
 absolute_dirs data_dir exp_dir
 eval_dir=$exp_dir/eval
-
-# embed_and_score NAME MODEL: embeddings of every utterance (train + test) by MODEL in
-# EVAL_DIR/NAME, and cosine scores of the test trials (EVAL_DIR/NAME/score.*)
-embed_and_score() {
-  local dir=$eval_dir/$1
-  mkdir -p "$dir"
-  cat "$data_dir/train/wav.scp" "$data_dir/test/wav.scp" | update_file "$dir/wav.scp"
-  embed_once "$dir" "$2" "$dir/wav.scp"
-  score_once "$dir/score" "$data_dir/test/trials" "$dir/xvector.scp"
-}
-
-# emotion NAME: emotion probe on EVAL_DIR/NAME's embeddings, speaker-independent folds
-emotion() {
-  local dir=$eval_dir/$1
-  if [ ! -f "$dir/xvector.scp" ]; then
-    echo "  $1: no embeddings (its stages have not run); skipping"
-    return
-  fi
-  echo "  $1:"
-  sort "$data_dir/train/utt2emo" "$data_dir/test/utt2emo" | update_file "$dir/utt2emo"
-  sort "$data_dir/train/utt2spk" "$data_dir/test/utt2spk" | update_file "$dir/utt2spk"
-  emotion_probe "$dir" --embeddings "$dir/xvector.scp" --labels "$dir/utt2emo" \
-    --groups "$dir/utt2spk" --classifier "$classifier"
-}
+trials=$data_dir/test/trials
+# embeddings cover every utterance (train + test), for the emotion probe
+wav_lists=(--wav-scp "$data_dir/train/wav.scp" --wav-scp "$data_dir/test/wav.scp")
 
 if run_stage 0; then
   echo "stage 0: synthetic corpus in $data_dir ($speakers speakers x $utts_per_speaker utts)"
-  prepare=(dino-speech prepare synthetic --out-dir "$data_dir" --speakers "$speakers"
-    --utts-per-speaker "$utts_per_speaker" --duration-range "$duration_range"
-    ${test_speakers:+--test-speakers "$test_speakers"} --seed "$seed" --num-jobs "$nj")
-  # the command itself checks an existing corpus (same settings, all files) and then does
-  # nothing; only a real generation is timed
-  if grep -qs '"complete": true' "$data_dir/corpus.json"; then
-    "${prepare[@]}" | indent
-  else
-    timed prepare "${prepare[@]}" | indent
-  fi
+  dino-speech prepare synthetic --out-dir "$data_dir" --speakers "$speakers" \
+    --utts-per-speaker "$utts_per_speaker" --duration-range "$duration_range" \
+    ${test_speakers:+--test-speakers "$test_speakers"} --seed "$seed" --num-jobs "$nj"
 fi
 
 if run_stage 1; then
   echo "stage 1: baseline: mean + std of 40 log-Mel bands (built-in model logmel-stats)"
-  embed_and_score baseline logmel-stats
+  dino-speech embed --model logmel-stats "${wav_lists[@]}" --out-dir "$eval_dir/baseline" \
+    --device "$device" --num-workers "$nj" "${progress[@]}"
+  dino-speech score --trials "$trials" --embeddings "$eval_dir/baseline/xvector.scp" \
+    --det-plot "$eval_dir/baseline/score.png" --json-out "$eval_dir/baseline/score.json"
 fi
 
 if run_stage 2; then
-  if [ -f "$exp_dir/dino/.done" ]; then
-    echo "stage 2: DINO training done ($exp_dir/dino/embedder.pt); skipping"
-  else
-    echo "stage 2: DINO training ($dino_config, at most $dino_minutes min) -> $exp_dir/dino"
-    timed dino dino-speech train dino --config "$dino_config" --exp-dir "$exp_dir/dino" \
-      --device "$device" --max-minutes "$dino_minutes" ${quiet[@]+"${quiet[@]}"} \
-      "data.train_cuts=$data_dir/synthetic_cuts_train.jsonl.gz" \
-      ${dino_extra[@]+"${dino_extra[@]}"}
-    touch "$exp_dir/dino/.done"
-  fi
+  echo "stage 2: DINO training ($dino_config, at most $dino_minutes min) -> $exp_dir/dino"
+  dino-speech train dino --config "$dino_config" --exp-dir "$exp_dir/dino" --device "$device" \
+    --max-minutes "$dino_minutes" ${quiet[@]+"${quiet[@]}"} \
+    "data.train_cuts=$data_dir/synthetic_cuts_train.jsonl.gz" ${dino_extra[@]+"${dino_extra[@]}"}
 fi
 
 if run_stage 3; then
   echo "stage 3: DINO teacher embeddings and scores"
-  embed_and_score dino "$exp_dir/dino"
+  dino-speech embed --model "$exp_dir/dino" "${wav_lists[@]}" --out-dir "$eval_dir/dino" \
+    --device "$device" --num-workers "$nj" "${progress[@]}"
+  dino-speech score --trials "$trials" --embeddings "$eval_dir/dino/xvector.scp" \
+    --det-plot "$eval_dir/dino/score.png" --json-out "$eval_dir/dino/score.json"
 fi
 
 if run_stage 4; then
-  if up_to_date "$exp_dir/pl/.done" "$exp_dir/dino/embedder.pt"; then
-    echo "stage 4: pseudo-labeling done ($exp_dir/pl/embedder.pt); skipping"
-  else
-    echo "stage 4: $pl_rounds pseudo-labeling round(s) ($pl_config) -> $exp_dir/pl"
-    timed pseudo_label dino-speech pseudo-label run --config "$pl_config" \
-      --init "$exp_dir/dino" --exp-dir "$exp_dir/pl" --rounds "$pl_rounds" --device "$device" \
-      ${pl_minutes:+--max-minutes "$pl_minutes"} ${quiet[@]+"${quiet[@]}"} \
-      "data.train_cuts=$data_dir/synthetic_cuts_train.jsonl.gz" \
-      "eval.cuts=$data_dir/synthetic_cuts_test.jsonl.gz" "eval.trials=$data_dir/test/trials" \
-      ${pl_extra[@]+"${pl_extra[@]}"}
-    touch "$exp_dir/pl/.done"
-  fi
+  echo "stage 4: $pl_rounds pseudo-labeling round(s) ($pl_config) -> $exp_dir/pl"
+  dino-speech pseudo-label run --config "$pl_config" --init "$exp_dir/dino" \
+    --exp-dir "$exp_dir/pl" --rounds "$pl_rounds" --device "$device" \
+    ${pl_minutes:+--max-minutes "$pl_minutes"} ${quiet[@]+"${quiet[@]}"} \
+    "data.train_cuts=$data_dir/synthetic_cuts_train.jsonl.gz" \
+    "eval.cuts=$data_dir/synthetic_cuts_test.jsonl.gz" "eval.trials=$trials" \
+    ${pl_extra[@]+"${pl_extra[@]}"}
 fi
 
 if run_stage 5; then
   echo "stage 5: pseudo-labeled model embeddings and scores"
-  embed_and_score pl "$exp_dir/pl"
+  dino-speech embed --model "$exp_dir/pl" "${wav_lists[@]}" --out-dir "$eval_dir/pl" \
+    --device "$device" --num-workers "$nj" "${progress[@]}"
+  dino-speech score --trials "$trials" --embeddings "$eval_dir/pl/xvector.scp" \
+    --det-plot "$eval_dir/pl/score.png" --json-out "$eval_dir/pl/score.json"
 fi
 
 if run_stage 6; then
   echo "stage 6: emotion probe, speaker-independent folds"
   for name in baseline dino pl; do
-    emotion "$name"
+    [ -f "$eval_dir/$name/xvector.scp" ] || continue
+    echo "  $name:"
+    dino-speech eval-emotion --embeddings "$eval_dir/$name/xvector.scp" \
+      --labels "$data_dir/train/utt2emo" --labels "$data_dir/test/utt2emo" \
+      --groups "$data_dir/train/utt2spk" --groups "$data_dir/test/utt2spk" \
+      --classifier "$classifier" \
+      --confusion-plot "$eval_dir/$name/confusion.png" --json-out "$eval_dir/$name/emotion.json"
   done
 fi
 
 if run_stage 7; then
   echo "stage 7: results ($exp_dir/results.md)"
-  # row NAME LABEL: one table row from EVAL_DIR/NAME/{score,emotion}.json (none if neither)
-  row() {
-    local dir=$eval_dir/$1 eer f1
-    eer=$(json_number "$dir/score.json" eer)
-    f1=$(json_number "$dir/emotion.json" micro_f1)
-    [ -n "$eer$f1" ] || return 0
-    echo "| $2 | $(fmt %.2f "$eer") | $(fmt %.3f "$(json_number "$dir/score.json" 0.01)")" \
-      "| $(fmt %.3f "$(json_number "$dir/score.json" 0.05)") | $(fmt %.1f "$f1") |"
-  }
-  steps=$(grep -o 'DINO training in .*: [0-9]*/[0-9]* steps' "$exp_dir/dino/train.log" \
-    2> /dev/null | tail -n 1 | grep -o '[0-9]*/[0-9]* steps' || true)
-  model=$(grep -m 1 '^  name:' "$exp_dir/dino/config.yaml" 2> /dev/null | sed 's/.*: *//' || true)
-  trials=$(grep -c . "$data_dir/test/trials" 2> /dev/null || echo "?")
-  {
-    echo "| system | EER % | minDCF (p=0.01) | minDCF (p=0.05) | emotion micro-F1 % |"
-    echo "|---|---|---|---|---|"
-    row baseline "log-Mel statistics (logmel-stats, no training)"
-    row dino "DINO teacher (${model:-?}, ${steps:-? steps})"
-    row pl "DINO + $pl_rounds pseudo-labeling round(s)"
-    echo
-    echo "Synthetic corpus: $speakers speakers x $utts_per_speaker utterances of" \
-      "${duration_range/,/-} s (seed $seed), $trials test trials, cosine scoring. Emotion:" \
-      "$classifier probe on all utterances, speaker-independent folds."
-    echo "Machine: $(machine_info "$device"), device $device. Wall time: corpus" \
-      "$(stage_time prepare), DINO training $(stage_time dino), pseudo-labeling" \
-      "$(stage_time pseudo_label)."
-  } | write_results "$exp_dir/results.md"
+  note="Synthetic corpus: $speakers speakers x $utts_per_speaker utterances of"
+  note+=" ${duration_range/,/-} s (seed $seed), {trials} test trials, cosine scoring."
+  note+=" Emotion: $classifier probe on all utterances, speaker-independent folds."
+  dino-speech report --columns eer,min_dcf_0.01,min_dcf_0.05,emotion_f1 \
+    --row "log-Mel statistics (logmel-stats, no training)" "$eval_dir/baseline" \
+    --row "DINO teacher ({model}, {steps}/{planned_steps} steps)" "$eval_dir/dino" \
+    --row "DINO + $pl_rounds pseudo-labeling round(s)" "$eval_dir/pl" \
+    --note "$note" \
+    --machine "$device" --time corpus "$data_dir/corpus.json" \
+    --time "DINO training" "$exp_dir/dino/summary.json" \
+    --time pseudo-labeling "$exp_dir/pl/summary.json" --out "$exp_dir/results.md"
 fi

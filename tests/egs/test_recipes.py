@@ -27,6 +27,7 @@ RECIPES = {
     "egs/iemocap/emotion/run.sh": ["--corpus-dir", "--model", "--classifier"],
     "egs/cremad/emotion/run.sh": ["--corpus-dir", "--model"],
     "egs/msp_podcast/emotion/run.sh": ["--test-part", "--classes"],
+    "egs/digits/ssl/run.sh": ["--methods", "--epochs", "--study-steps"],
 }
 # a few steps instead of minutes; small noise banks; no TensorBoard
 TINY_DINO = (
@@ -142,11 +143,12 @@ def test_mini_recipe_end_to_end_then_rerun_is_a_no_op(
     before = _mtimes(tmp_path)
     second = run("egs/mini/run.sh", *args, cwd=tmp_path)
     assert second.returncode == 0, second.stdout[-3000:]
-    assert "DINO training done" in second.stdout and "pseudo-labeling done" in second.stdout
+    # every command finds its own record of the same request and does nothing
+    assert "already trained" in second.stdout and "pseudo-labeling already done" in second.stdout
     # embeddings and scores of 3 models, 3 emotion probes
     assert second.stdout.count("up to date") == 9
     assert not re.search(
-        r"embedding \d+ utterances|scoring \d+ trials|emotion probe \(", second.stdout
+        r"wrote \d+ embeddings|^EER: |micro-F1 \(accuracy\)", second.stdout, re.M
     )
     assert _mtimes(tmp_path) == before
     assert (exp / "results.md").read_text() == table
@@ -157,6 +159,25 @@ def test_mini_recipe_end_to_end_then_rerun_is_a_no_op(
     assert "up to date" not in third.stdout
     assert third.stdout.count("micro-F1 (accuracy)") == 3  # the three probes ran again
     assert "mlp probe" in (exp / "results.md").read_text()
+
+
+def test_digits_recipe_trains_then_rerun_only_prints_the_table(tmp_path: Path) -> None:
+    args = ["--methods", "simsiam", "--epochs", "1", "--num-threads", "1"]
+    first = run("egs/digits/ssl/run.sh", *args, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout[-3000:]
+    run_dir = tmp_path / "exp" / "digits_ssl" / "simsiam"
+    table = (tmp_path / "exp" / "digits_ssl" / "results.md").read_text()
+    assert re.search(r"^\| simsiam ", table, re.M) and "random init" in table, table
+    before = _mtimes(run_dir)
+    second = run("egs/digits/ssl/run.sh", *args, cwd=tmp_path)
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert "already trained with this config" in second.stdout
+    assert _mtimes(run_dir) == before
+    assert (tmp_path / "exp" / "digits_ssl" / "results.md").read_text() == table
+    # another setting trains again
+    third = run("egs/digits/ssl/run.sh", *args[:2], "--epochs", "2", cwd=tmp_path)
+    assert third.returncode == 0 and "already trained" not in third.stdout
+    assert _mtimes(run_dir) != before
 
 
 def test_real_speech_recipe_on_an_audio_folder_then_rerun_is_a_no_op(
@@ -215,8 +236,8 @@ def test_real_speech_recipe_on_an_audio_folder_then_rerun_is_a_no_op(
     second = run("egs/speechocean762/dino/run.sh", *args, cwd=tmp_path)
     assert second.returncode == 0, second.stdout[-3000:]
     assert "already prepared" in second.stdout
-    assert "DINO training done" in second.stdout and "pseudo-labeling done" in second.stdout
-    assert not re.search(r"embedding \d+ utterances|scoring \d+ trials", second.stdout)
+    assert "already trained" in second.stdout and "pseudo-labeling already done" in second.stdout
+    assert not re.search(r"wrote \d+ embeddings|^EER: ", second.stdout, re.M)
     assert _mtimes(tmp_path) == before
     assert (exp / "results.md").read_text() == table
 
@@ -260,7 +281,7 @@ def test_emotion_recipe_on_a_fake_corpus(corpus: str, tmp_path: Path) -> None:
     first = run(script, *args, cwd=tmp_path)
     assert first.returncode == 0, first.stdout[-3000:]
     results = tmp_path / "exp" / f"{corpus}_emotion" / "results.md"
-    row = re.search(r"^\| logmel-stats \| (\S+) \| (\S+) \| (\S+) \| (.+) \| (\S+) \|$",
+    row = re.search(r"^\| logmel-stats \| (\S+) \| (\S+) \| (\S+) \| (.+) \|$",
                     results.read_text(), re.M)  # fmt: skip
     assert row is not None, results.read_text()
     # every emotion is a tone of its own pitch: wrong labels, folds or splits would show
@@ -309,11 +330,13 @@ def test_voxceleb_recipe_on_a_fake_corpus(tmp_path: Path) -> None:
     for system in ("DINO teacher", r"\+ 1 pseudo-label rounds"):
         for trials in ("vox1_o_clean", "vox1_e_clean", "vox1_h_clean"):
             numbers = r" \| ".join([NUMBER] * 4)
-            assert re.search(rf"^\| {system} \| {trials} \| {numbers} \|$", table, re.M), table
-    assert len((exp / "cohort" / "wav.scp").read_text().splitlines()) == 10
+            assert re.search(rf"^\| {system}, {trials} \| {numbers} \|$", table, re.M), table
+    # the AS-norm cohort: a seeded draw of --cohort-size utterances, the same for each model
+    cohorts = [exp / "eval" / name / "cohort" / "xvector.scp" for name in ("dino", "pl")]
+    ids = [[line.split()[0] for line in c.read_text().splitlines()] for c in cohorts]
+    assert len(ids[0]) == 10 and ids[0] == ids[1]
     assert {p.name for p in (exp / "export").iterdir()} >= {"pl_model.pt", "pl_model.onnx"}
     again = run("egs/voxceleb/dino/run.sh", *args, cwd=tmp_path)
     assert again.returncode == 0, again.stdout[-3000:]
-    assert "done" in again.stdout and not re.search(
-        r"embedding \S+ \(|scoring \S+ \(", again.stdout
-    )
+    assert "already trained" in again.stdout and "already done" in again.stdout
+    assert not re.search(r"wrote \d+ embeddings|^EER: ", again.stdout, re.M)

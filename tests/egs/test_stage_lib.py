@@ -1,54 +1,82 @@
-"""utils/stage_lib.sh helpers, run in bash under the recipes' `set -euo pipefail`."""
+"""utils/stage_lib.sh, run in bash under the recipes' `set -euo pipefail`."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def bash(script: str, cwd: Path) -> subprocess.CompletedProcess:
-    """Run ``script`` after sourcing stage_lib.sh as a recipe does."""
-    prelude = f'set -euo pipefail\nexp_dir=exp\n. "{REPO}/utils/stage_lib.sh"\n'
-    return subprocess.run(["bash", "-c", prelude + script], cwd=cwd, capture_output=True, text=True)
+def bash(script: str, cwd: Path, path: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``script`` after sourcing stage_lib.sh as a recipe does (``path`` first on PATH)."""
+    env = dict(os.environ)
+    if path is not None:
+        env["PATH"] = f"{path}:{env['PATH']}"
+    prelude = f'set -euo pipefail\n. "{REPO}/utils/stage_lib.sh"\n'
+    return subprocess.run(
+        ["bash", "-c", prelude + script], cwd=cwd, capture_output=True, text=True, env=env
+    )
 
 
-def test_random_lines_reads_a_large_list_under_pipefail(tmp_path: Path) -> None:
-    # 300k lines (~12 MB): a `head` in the pipeline would exit early and SIGPIPE `sort`
-    lines = [f"id{i:07d} /data/wav/{i}.wav" for i in range(300_000)]
-    (tmp_path / "wav.scp").write_text("\n".join(lines) + "\n")
-    draws = []
-    for seed in (0, 0, 1):
-        result = bash(f"random_lines 2000 {seed} < wav.scp > out_{seed}", tmp_path)
-        assert result.returncode == 0, result.stderr
-        draws.append((tmp_path / f"out_{seed}").read_text().splitlines())
-    assert len(draws[0]) == 2000 and draws[0] == sorted(draws[0])
-    assert set(draws[0]) <= set(lines)
-    assert draws[0] == draws[1] and draws[0] != draws[2]  # seeded
+def fake_command(folder: Path, name: str) -> None:
+    """An executable ``name`` in ``folder`` that prints its name and arguments."""
+    folder.mkdir(exist_ok=True)
+    script = folder / name
+    script.write_text(f'#!/bin/sh\necho {name} "$@"\n')
+    script.chmod(0o755)
 
 
-def test_made_with_redoes_a_target_when_its_settings_change(tmp_path: Path) -> None:
+def test_run_stage_selects_the_stages_between_stage_and_stop_stage(tmp_path: Path) -> None:
     result = bash(
-        "echo in > input; sleep 0.01; echo out > target\n"
-        "made_with target 'a 1' input && echo 'no settings: up to date'\n"
-        "record_settings target 'a 1'\n"
-        "made_with target 'a 1' input && echo 'same: up to date'\n"
-        "made_with target 'a 2' input || echo 'changed: redo'\n"
-        "touch -d '+1 minute' input\n"
-        "made_with target 'a 1' input || echo 'newer input: redo'\n",
+        "stage=2; stop_stage=4\nfor n in 0 1 2 3 4 5; do run_stage $n && echo $n; done; true",
         tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["same: up to date", "changed: redo", "newer input: redo"]
+    assert result.stdout.split() == ["2", "3", "4"]
 
 
-def test_update_file_keeps_the_time_stamp_of_unchanged_content(tmp_path: Path) -> None:
-    result = bash("printf 'a\\nb\\n' | update_file list", tmp_path)
+def test_launch_runs_under_torchrun_only_on_several_gpus(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    fake_command(bin_dir, "dino-speech")
+    fake_command(bin_dir, "torchrun")
+    result = bash(
+        "ngpu=0; launch embed --x 1\nngpu=1; launch embed\nngpu=4; launch train dino",
+        tmp_path,
+        bin_dir,
+    )
     assert result.returncode == 0, result.stderr
-    before = (tmp_path / "list").stat().st_mtime_ns
-    result = bash("touch -d '-1 hour' list; printf 'a\\nb\\n' | update_file list", tmp_path)
-    assert result.returncode == 0 and (tmp_path / "list").stat().st_mtime_ns < before
-    result = bash("printf 'a\\nc\\n' | update_file list", tmp_path)
-    assert (tmp_path / "list").read_text() == "a\nc\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["list"]  # no temporary files left
+    assert result.stdout.splitlines() == [
+        "dino-speech embed --x 1",
+        "dino-speech embed",
+        "torchrun --standalone --nproc_per_node 4 -m dino_speech.cli.main train dino",
+    ]
+
+
+def test_require_fails_with_one_line_naming_the_option(tmp_path: Path) -> None:
+    result = bash('require --corpus-dir "" "a folder of audio"; echo not reached', tmp_path)
+    assert result.returncode == 2 and "not reached" not in result.stdout
+    assert "--corpus-dir is required (a folder of audio)" in result.stderr
+    assert bash('require --corpus-dir "x" "a folder"; echo ok', tmp_path).stdout == "ok\n"
+
+
+def test_absolute_dirs_creates_and_resolves_relative_options(tmp_path: Path) -> None:
+    result = bash(
+        'data_dir=data/a; exp_dir=exp\nabsolute_dirs data_dir exp_dir\necho "$data_dir $exp_dir"\n'
+        'echo "$(abs_path logmel-stats)"',
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{tmp_path.resolve()}/data/a {tmp_path.resolve()}/exp"
+    assert (tmp_path / "data" / "a").is_dir()
+    assert lines[1] == "logmel-stats"  # a built-in model name stays a name
+
+
+def test_check_arguments_rejects_leftover_arguments(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    fake_command(bin_dir, "dino-speech")
+    result = bash("check_arguments extra; echo not reached", tmp_path, bin_dir)
+    assert result.returncode == 2 and "unexpected arguments: extra" in result.stderr
+    assert bash("check_arguments; echo ok", tmp_path, bin_dir).stdout == "ok\n"

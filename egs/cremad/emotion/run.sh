@@ -7,7 +7,7 @@
 #   stage 0: prepare CREMA-D (dino-speech prepare cremad: part all)
 #   stage 1: embed every utterance with --model
 #   stage 2: emotion probe, speaker-independent folds
-#   stage 3: write the results row to EXP_DIR/results.md and print it
+#   stage 3: the results table (dino-speech report) -> EXP_DIR/results.md
 #
 #   egs/cremad/emotion/run.sh --corpus-dir /data/CREMA-D --model exp/voxceleb_dino/pl
 #   egs/cremad/emotion/run.sh --model logmel-stats --exp-dir exp/cremad_logmel --stage 1
@@ -39,28 +39,28 @@ lists=$data_dir/all
 
 if run_stage 0; then
   echo "stage 0: CREMA-D manifests and Kaldi lists in $data_dir"
-  prepare_once cremad CREMA-D "the CREMA-D folder holding AudioWAV/" "$cuts" "$lists/utt2spk"
+  require --corpus-dir "$corpus_dir" "the CREMA-D folder holding AudioWAV/; --stage 1 skips this"
+  dino-speech prepare cremad --corpus-dir "$corpus_dir" --out-dir "$data_dir" --num-jobs "$nj"
 fi
 
 if run_stage 1; then
   echo "stage 1: embeddings of every utterance"
-  embed_once "$exp_dir/emb" "$model" "$cuts"
+  dino-speech embed --model "$model" --cuts "$cuts" --out-dir "$exp_dir/emb" --device "$device" \
+    --num-workers "$nj" "${progress[@]}"
 fi
 
 if run_stage 2; then
   echo "stage 2: $classifier probe, speaker-independent folds"
-  emotion_probe "$exp_dir" --embeddings "$exp_dir/emb/xvector.scp" --labels "$lists/utt2emo" \
-    --groups "$lists/utt2spk" --classifier "$classifier"
+  dino-speech eval-emotion --embeddings "$exp_dir/emb/xvector.scp" --labels "$lists/utt2emo" \
+    --groups "$lists/utt2spk" --classifier "$classifier" \
+    --confusion-plot "$exp_dir/confusion.png" --predictions-out "$exp_dir/predictions" \
+    --json-out "$exp_dir/emotion.json"
 fi
 
 if run_stage 3; then
   echo "stage 3: results ($exp_dir/results.md)"
-  {
-    echo "| model | micro-F1 % | macro-F1 % | UAR % | folds | Cho et al. 2022 (DINO) |"
-    echo "|---|---|---|---|---|---|"
-    emotion_report "$(cat "$exp_dir/emb/model" 2> /dev/null || echo "$model")" "$exp_dir" 79.21
-    echo
-    echo "CREMA-D, $(cut -d ' ' -f 2 "$lists/utt2emo" | sort -u | wc -l) classes," \
-      "$classifier probe on frozen embeddings, speaker-independent folds."
-  } | write_results "$exp_dir/results.md"
+  dino-speech report --columns micro_f1,macro_f1,uar,folds --row "$model" "$exp_dir" \
+    --note "CREMA-D, $classifier probe on frozen embeddings, speaker-independent folds." \
+    --note "Cho et al. 2022 report 79.21 % micro-F1 for their DINO embedding." \
+    --out "$exp_dir/results.md"
 fi

@@ -6,7 +6,10 @@
 #   stage 3: the prediction-head study (Wen & Li 2022) on its synthetic feature model
 #
 # Stages 1-2 take about 2 minutes on two quiet CPU cores; stage 3 adds about 20 seconds.
-# Every stage is idempotent: a finished run (its metrics.json) or table is not redone.
+# `image train` does nothing for a method already trained with the same settings (its
+# metrics.json), so a rerun only prints the table; stage 3 runs the study again each time.
+# Settings: the options below, as shortcuts of `dino-speech image train` (no recipe YAML;
+# recipes/image_simsiam.yaml shows the same keys as a file).
 set -euo pipefail
 
 stage=1              # first stage to run
@@ -21,46 +24,35 @@ study_steps=2000     # SGD steps per predictor-study run
 # shellcheck disable=SC2034  # read by parse_options.sh for --help
 help_message="Train four non-contrastive SSL methods on sklearn digits and compare them."
 
-# shellcheck source=/dev/null
-. "$(dirname "$0")/../../../utils/parse_options.sh"
+# shellcheck source-path=SCRIPTDIR source=../../../utils/parse_options.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../../utils/parse_options.sh"
+# shellcheck source-path=SCRIPTDIR source=../../../utils/stage_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../../utils/stage_lib.sh"
 
-mkdir -p "$exp_dir"
+check_arguments "$@"
+absolute_dirs exp_dir
 
-if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+if run_stage 1; then
   for method in $methods; do
-    if [ -f "$exp_dir/$method/metrics.json" ]; then
-      echo "stage 1: $method already trained ($exp_dir/$method/metrics.json), skipping"
-      continue
-    fi
-    echo "stage 1: training $method for $epochs epochs"
-    start=$SECONDS
+    echo "stage 1: $method, $epochs epochs -> $exp_dir/$method"
     dino-speech image train --method "$method" --dataset digits --epochs "$epochs" \
-      --seed "$seed" --num-threads "$num_threads" --out-dir "$exp_dir/$method" --no-progress \
-      > "$exp_dir/$method.log"
-    echo "stage 1: $method done in $((SECONDS - start)) s"
+      --seed "$seed" --num-threads "$num_threads" --out-dir "$exp_dir/$method" \
+      "${progress[@]}"
   done
 fi
 
-if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+if run_stage 2; then
+  echo "stage 2: results ($exp_dir/results.md)"
   runs=()
   for method in $methods; do
     runs+=("$exp_dir/$method")
   done
-  # reading a few JSON files is instant, so the table is always rebuilt from the runs
-  dino-speech image report "${runs[@]}" > "$exp_dir/results.md.tmp"
-  mv "$exp_dir/results.md.tmp" "$exp_dir/results.md"
-  echo "stage 2: results ($exp_dir/results.md)"
-  cat "$exp_dir/results.md"
+  dino-speech image report "${runs[@]}" | tee "$exp_dir/results.md"
 fi
 
-if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  if [ ! -s "$exp_dir/predictor_study.md" ]; then
-    echo "stage 3: predictor study (seeds $study_seeds, $study_steps steps)"
-    dino-speech image predictor-study --seeds "$study_seeds" --steps "$study_steps" \
-      --num-threads "$num_threads" --no-progress --json-out "$exp_dir/predictor_study.json" \
-      > "$exp_dir/predictor_study.md.tmp"
-    mv "$exp_dir/predictor_study.md.tmp" "$exp_dir/predictor_study.md"
-  fi
-  echo "stage 3: predictor study ($exp_dir/predictor_study.md)"
-  cat "$exp_dir/predictor_study.md"
+if run_stage 3; then
+  echo "stage 3: predictor study (seeds $study_seeds, $study_steps steps)"
+  dino-speech image predictor-study --seeds "$study_seeds" --steps "$study_steps" \
+    --num-threads "$num_threads" "${progress[@]}" \
+    --json-out "$exp_dir/predictor_study.json" | tee "$exp_dir/predictor_study.md"
 fi

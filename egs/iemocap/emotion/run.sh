@@ -7,7 +7,7 @@
 #   stage 0: prepare IEMOCAP (dino-speech prepare iemocap: parts all and 4class)
 #   stage 1: embed the 4-class utterances with --model
 #   stage 2: emotion probe (eval-emotion --groups utt2sess: leave one session out)
-#   stage 3: write the results row to EXP_DIR/results.md and print it
+#   stage 3: the results table (dino-speech report) -> EXP_DIR/results.md
 #
 #   egs/iemocap/emotion/run.sh --corpus-dir /data/IEMOCAP_full_release --model exp/voxceleb_dino/pl
 #   egs/iemocap/emotion/run.sh --model logmel-stats --exp-dir exp/iemocap_logmel --stage 1
@@ -39,28 +39,30 @@ lists=$data_dir/4class
 
 if run_stage 0; then
   echo "stage 0: IEMOCAP manifests and Kaldi lists in $data_dir"
-  prepare_once iemocap IEMOCAP "the IEMOCAP_full_release folder" "$cuts" "$lists/utt2sess"
+  require --corpus-dir "$corpus_dir" "the IEMOCAP_full_release folder; --stage 1 skips this"
+  dino-speech prepare iemocap --corpus-dir "$corpus_dir" --out-dir "$data_dir" --num-jobs "$nj"
 fi
 
 if run_stage 1; then
   echo "stage 1: embeddings of the 4-class utterances"
-  embed_once "$exp_dir/emb" "$model" "$cuts"
+  dino-speech embed --model "$model" --cuts "$cuts" --out-dir "$exp_dir/emb" --device "$device" \
+    --num-workers "$nj" "${progress[@]}"
 fi
 
 if run_stage 2; then
   echo "stage 2: $classifier probe, leave one session out"
-  emotion_probe "$exp_dir" --embeddings "$exp_dir/emb/xvector.scp" --labels "$lists/utt2emo" \
-    --groups "$lists/utt2sess" --classifier "$classifier"
+  dino-speech eval-emotion --embeddings "$exp_dir/emb/xvector.scp" --labels "$lists/utt2emo" \
+    --groups "$lists/utt2sess" --classifier "$classifier" \
+    --confusion-plot "$exp_dir/confusion.png" --predictions-out "$exp_dir/predictions" \
+    --json-out "$exp_dir/emotion.json"
 fi
 
 if run_stage 3; then
   echo "stage 3: results ($exp_dir/results.md)"
-  {
-    echo "| model | micro-F1 % | macro-F1 % | UAR % | folds | Cho et al. 2022 (DINO) |"
-    echo "|---|---|---|---|---|---|"
-    emotion_report "$(cat "$exp_dir/emb/model" 2> /dev/null || echo "$model")" "$exp_dir" 60.87
-    echo
-    echo "IEMOCAP, 4 classes (neutral, happy + excited, angry, sad), $classifier probe on" \
-      "frozen embeddings, leave one session out."
-  } | write_results "$exp_dir/results.md"
+  note="IEMOCAP, 4 classes (neutral, happy + excited, angry, sad), $classifier probe on"
+  note+=" frozen embeddings, leave one session out."
+  dino-speech report --columns micro_f1,macro_f1,uar,folds --row "$model" "$exp_dir" \
+    --note "$note" \
+    --note "Cho et al. 2022 report 60.87 % micro-F1 for their DINO embedding." \
+    --out "$exp_dir/results.md"
 fi

@@ -7,7 +7,7 @@
 #   stage 0: prepare MSP-Podcast (dino-speech prepare msp_podcast: one part per split)
 #   stage 1: embed the train and test parts with --model
 #   stage 2: emotion probe: eval-emotion --labels TRAIN --test-labels TEST (fixed split)
-#   stage 3: write the results row to EXP_DIR/results.md and print it
+#   stage 3: the results table (dino-speech report) -> EXP_DIR/results.md
 #
 #   egs/msp_podcast/emotion/run.sh --corpus-dir /data/MSP-Podcast --model exp/voxceleb_dino/pl
 set -euo pipefail
@@ -39,40 +39,33 @@ absolute_dirs data_dir exp_dir
 
 if run_stage 0; then
   echo "stage 0: MSP-Podcast manifests and Kaldi lists in $data_dir"
-  prepare_once msp_podcast MSP-Podcast "the MSP-Podcast folder" \
-    "$data_dir/$train_part/utt2emo" "$data_dir/$test_part/utt2emo"
+  require --corpus-dir "$corpus_dir" "the MSP-Podcast folder; --stage 1 skips this"
+  dino-speech prepare msp_podcast --corpus-dir "$corpus_dir" --out-dir "$data_dir" \
+    --num-jobs "$nj"
 fi
 
 if run_stage 1; then
-  for part in "$train_part" "$test_part"; do
-    echo "stage 1: embeddings of the $part part"
-    embed_once "$exp_dir/emb_$part" "$model" "$data_dir/msp_podcast_cuts_$part.jsonl.gz"
-  done
+  echo "stage 1: embeddings of the $train_part and $test_part parts"
+  dino-speech embed --model "$model" --cuts "$data_dir/msp_podcast_cuts_$train_part.jsonl.gz" \
+    --cuts "$data_dir/msp_podcast_cuts_$test_part.jsonl.gz" --out-dir "$exp_dir/emb" \
+    --device "$device" --num-workers "$nj" "${progress[@]}"
 fi
 
 if run_stage 2; then
   echo "stage 2: $classifier probe trained on $train_part, tested on $test_part"
-  # the utterances of the chosen classes, and one index of the embeddings of both parts
-  for part in "$train_part" "$test_part"; do
-    awk -v keep="$classes" 'BEGIN { n = split(keep, k, " "); for (i = 1; i <= n; i++) ok[k[i]] = 1 }
-      ($2 in ok)' "$data_dir/$part/utt2emo" | update_file "$exp_dir/utt2emo_$part"
-  done
-  cat "$exp_dir/emb_$train_part/xvector.scp" "$exp_dir/emb_$test_part/xvector.scp" \
-    | update_file "$exp_dir/xvector.scp"
-  emotion_probe "$exp_dir" --embeddings "$exp_dir/xvector.scp" \
-    --labels "$exp_dir/utt2emo_$train_part" --test-labels "$exp_dir/utt2emo_$test_part" \
-    --classifier "$classifier"
+  dino-speech eval-emotion --embeddings "$exp_dir/emb/xvector.scp" \
+    --labels "$data_dir/$train_part/utt2emo" --test-labels "$data_dir/$test_part/utt2emo" \
+    --classes "$classes" --classifier "$classifier" \
+    --confusion-plot "$exp_dir/confusion.png" --predictions-out "$exp_dir/predictions" \
+    --json-out "$exp_dir/emotion.json"
 fi
 
 if run_stage 3; then
   echo "stage 3: results ($exp_dir/results.md)"
-  {
-    echo "| model | micro-F1 % | macro-F1 % | UAR % | split | Cho et al. 2022 (DINO) |"
-    echo "|---|---|---|---|---|---|"
-    emotion_report "$(cat "$exp_dir/emb_$test_part/model" 2> /dev/null || echo "$model")" \
-      "$exp_dir" 56.98
-    echo
-    echo "MSP-Podcast, classes: $classes; $classifier probe on frozen embeddings, trained on" \
-      "$train_part, tested on $test_part."
-  } | write_results "$exp_dir/results.md"
+  note="MSP-Podcast, classes: $classes; $classifier probe on frozen embeddings, trained on"
+  note+=" $train_part, tested on $test_part."
+  dino-speech report --columns micro_f1,macro_f1,uar,folds --row "$model" "$exp_dir" \
+    --note "$note" \
+    --note "Cho et al. 2022 report 56.98 % micro-F1 for their DINO embedding (class set unknown)." \
+    --out "$exp_dir/results.md"
 fi

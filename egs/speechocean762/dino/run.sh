@@ -21,8 +21,9 @@
 #   egs/speechocean762/dino/run.sh --corpus-dir /corpora/speechocean762_train
 #   egs/speechocean762/dino/run.sh --corpus-dir DIR --ceiling true    # + the ceiling row
 #   egs/speechocean762/dino/run.sh --corpus-dir my_audio --speaker-regex '^(?P<speaker>[^_]+)_'
-# Every stage skips work whose output is up to date, so a rerun only prints the table;
-# --stage N resumes at stage N.
+# Every command skips work it has done with the same inputs and settings, so a rerun only
+# prints the table; --stage N resumes at stage N. Recipes (YAML): recipes/speechocean_dino.yaml,
+# recipes/speechocean_pl.yaml, recipes/speechocean_ceiling.yaml.
 set -euo pipefail
 
 stage=0                 # first stage to run
@@ -80,48 +81,35 @@ eval_dir=$exp_dir/eval
 train_cuts=$data_dir/audio_cuts_train.jsonl.gz
 trials=$data_dir/dev/trials
 
+# score_dev NAME MODEL: embed the dev speakers with MODEL into EVAL_DIR/NAME and score the
+# dev trials (score.json); with --asnorm true also embed the training utterances as the
+# AS-norm cohort (EVAL_DIR/NAME/cohort) and score with AS-norm (asnorm.json)
+score_dev() {
+  local dir=$eval_dir/$1
+  dino-speech embed --model "$2" --wav-scp "$data_dir/dev/wav.scp" --out-dir "$dir" \
+    --device "$device" --num-workers "$nj" "${progress[@]}"
+  dino-speech score --trials "$trials" --embeddings "$dir/xvector.scp" \
+    --det-plot "$dir/score.png" --json-out "$dir/score.json"
+  if [ "$asnorm" = true ]; then
+    dino-speech embed --model "$2" --cuts "$train_cuts" --out-dir "$dir/cohort" \
+      --device "$device" --num-workers "$nj" "${progress[@]}"
+    dino-speech score --trials "$trials" --embeddings "$dir/xvector.scp" --norm asnorm \
+      --cohort "$dir/cohort/xvector.scp" --top-n "$asnorm_top_n" --json-out "$dir/asnorm.json"
+  fi
+}
+
 # round_model DIR: the model a pseudo-labeling round ended with: its full fine-tuning stage,
 # or its frozen one when the recipe has no full stage (finetune.full_epochs=0)
 round_model() {
   if [ -f "$1/ft_full/embedder.pt" ]; then echo "$1/ft_full"; else echo "$1/ft_frozen"; fi
 }
 
-# score_dev NAME MODEL: embeddings of the dev speakers by MODEL in EVAL_DIR/NAME, cosine
-# scores of the dev trials (EVAL_DIR/NAME/score.*); with --asnorm true also the training
-# utterances' embeddings (EVAL_DIR/NAME/cohort) and AS-norm scores (EVAL_DIR/NAME/asnorm.*)
-score_dev() {
-  local dir=$eval_dir/$1
-  mkdir -p "$dir"
-  embed_once "$dir" "$2" "$data_dir/dev/wav.scp"
-  score_once "$dir/score" "$trials" "$dir/xvector.scp"
-  if [ "$asnorm" = true ]; then
-    embed_once "$dir/cohort" "$2" "$train_cuts"
-    score_once "$dir/asnorm" "$trials" "$dir/xvector.scp" --norm asnorm \
-      --cohort "$dir/cohort/xvector.scp" --top-n "$asnorm_top_n"
-  fi
-}
-
 if run_stage 0; then
   echo "stage 0: manifests of $corpus_dir in $data_dir ($dev_speakers dev speakers)"
-  if [ -z "$corpus_dir" ]; then
-    if [ -f "$train_cuts" ] && [ -f "$trials" ]; then
-      echo "  already prepared in $data_dir (no --corpus-dir given); skipping"
-    else
-      echo "$0: stage 0 needs --corpus-dir (a folder of audio files)" >&2
-      exit 2
-    fi
-  else
-    prepare=(dino-speech prepare audio --corpus-dir "$corpus_dir" --out-dir "$data_dir"
-      --speaker-regex "$speaker_regex" --dev-speakers "$dev_speakers" --seed "$seed"
-      --num-jobs "$nj")
-    # the command itself does nothing when the same folder was prepared with the same
-    # options; only a first preparation is timed
-    if [ -f "$data_dir/.audio.prepared.json" ]; then
-      "${prepare[@]}" | indent
-    else
-      timed prepare "${prepare[@]}" | indent
-    fi
-  fi
+  require --corpus-dir "$corpus_dir" "a folder of audio files; --stage 1 uses the manifests"
+  dino-speech prepare audio --corpus-dir "$corpus_dir" --out-dir "$data_dir" \
+    --speaker-regex "$speaker_regex" --dev-speakers "$dev_speakers" --seed "$seed" \
+    --num-jobs "$nj"
 fi
 
 if run_stage 1; then
@@ -131,23 +119,16 @@ fi
 
 if run_stage 2; then
   echo "stage 2: the DINO encoder, untrained"
-  if ! up_to_date "$exp_dir/untrained/embedder.pt" "$dino_config"; then
-    dino-speech train untrained --config "$dino_config" --exp-dir "$exp_dir/untrained" \
-      ${dino_extra[@]+"${dino_extra[@]}"} | indent
-  fi
+  dino-speech train untrained --config "$dino_config" --exp-dir "$exp_dir/untrained" \
+    ${dino_extra[@]+"${dino_extra[@]}"}
   score_dev untrained "$exp_dir/untrained"
 fi
 
 if run_stage 3; then
-  if [ -f "$exp_dir/dino/.done" ]; then
-    echo "stage 3: DINO training done ($exp_dir/dino/embedder.pt); skipping"
-  else
-    echo "stage 3: DINO training ($dino_config, $dino_minutes min) -> $exp_dir/dino"
-    timed dino dino-speech train dino --config "$dino_config" --exp-dir "$exp_dir/dino" \
-      --device "$device" --max-minutes "$dino_minutes" ${quiet[@]+"${quiet[@]}"} \
-      "data.train_cuts=$train_cuts" ${dino_extra[@]+"${dino_extra[@]}"} | indent
-    touch "$exp_dir/dino/.done"
-  fi
+  echo "stage 3: DINO training ($dino_config, $dino_minutes min) -> $exp_dir/dino"
+  dino-speech train dino --config "$dino_config" --exp-dir "$exp_dir/dino" --device "$device" \
+    --max-minutes "$dino_minutes" ${quiet[@]+"${quiet[@]}"} "data.train_cuts=$train_cuts" \
+    ${dino_extra[@]+"${dino_extra[@]}"}
 fi
 
 if run_stage 4; then
@@ -156,16 +137,11 @@ if run_stage 4; then
 fi
 
 if run_stage 5; then
-  if up_to_date "$exp_dir/pl/.done" "$exp_dir/dino/embedder.pt"; then
-    echo "stage 5: pseudo-labeling done ($exp_dir/pl/embedder.pt); skipping"
-  else
-    echo "stage 5: $pl_rounds pseudo-labeling round(s) ($pl_config) -> $exp_dir/pl"
-    timed pseudo_label dino-speech pseudo-label run --config "$pl_config" \
-      --init "$exp_dir/dino" --exp-dir "$exp_dir/pl" --rounds "$pl_rounds" --device "$device" \
-      ${pl_minutes:+--max-minutes "$pl_minutes"} ${quiet[@]+"${quiet[@]}"} \
-      "data.train_cuts=$train_cuts" ${pl_extra[@]+"${pl_extra[@]}"} | indent
-    touch "$exp_dir/pl/.done"
-  fi
+  echo "stage 5: $pl_rounds pseudo-labeling round(s) ($pl_config) -> $exp_dir/pl"
+  dino-speech pseudo-label run --config "$pl_config" --init "$exp_dir/dino" \
+    --exp-dir "$exp_dir/pl" --rounds "$pl_rounds" --device "$device" \
+    ${pl_minutes:+--max-minutes "$pl_minutes"} ${quiet[@]+"${quiet[@]}"} \
+    "data.train_cuts=$train_cuts" ${pl_extra[@]+"${pl_extra[@]}"}
   for ((r = 1; r <= pl_rounds; r++)); do
     echo "  round $r model:"
     score_dev "pl$r" "$(round_model "$exp_dir/pl/round$r")"
@@ -173,64 +149,33 @@ if run_stage 5; then
 fi
 
 if run_stage 6 && [ "$ceiling" = true ]; then
-  if up_to_date "$exp_dir/ceiling/.done" "$exp_dir/untrained/embedder.pt"; then
-    echo "stage 6: supervised ceiling done ($exp_dir/ceiling/embedder.pt); skipping"
-  else
-    echo "stage 6: supervised ceiling: true speaker labels, from scratch, $ceiling_minutes min" \
-      "($ceiling_config) -> $exp_dir/ceiling"
-    timed ceiling dino-speech pseudo-label run --config "$ceiling_config" \
-      --init "$exp_dir/untrained" --exp-dir "$exp_dir/ceiling" --rounds 1 --device "$device" \
-      --max-minutes "$ceiling_minutes" ${quiet[@]+"${quiet[@]}"} "data.train_cuts=$train_cuts" \
-      ${ceiling_extra[@]+"${ceiling_extra[@]}"} | indent
-    touch "$exp_dir/ceiling/.done"
-  fi
+  echo "stage 6: supervised ceiling: true speaker labels, from scratch, $ceiling_minutes min" \
+    "($ceiling_config) -> $exp_dir/ceiling"
+  dino-speech pseudo-label run --config "$ceiling_config" --init "$exp_dir/untrained" \
+    --exp-dir "$exp_dir/ceiling" --rounds 1 --device "$device" \
+    --max-minutes "$ceiling_minutes" ${quiet[@]+"${quiet[@]}"} "data.train_cuts=$train_cuts" \
+    ${ceiling_extra[@]+"${ceiling_extra[@]}"}
   score_dev ceiling "$(round_model "$exp_dir/ceiling/round1")"
 fi
 
 if run_stage 7; then
   echo "stage 7: results ($exp_dir/results.md)"
-  # row NAME LABEL [CLUSTERS]: one table row from EVAL_DIR/NAME/{score,asnorm}.json (none
-  # without the first; "-" in the AS-norm columns without the second)
-  row() {
-    local json=$eval_dir/$1/score.json norm=$eval_dir/$1/asnorm.json
-    [ -f "$json" ] || return 0
-    echo "| $2 | $(fmt %.2f "$(json_number "$json" eer)") |" \
-      "$(fmt %.3f "$(json_number "$json" 0.01)") | $(fmt %.3f "$(json_number "$json" 0.05)") |" \
-      "$(fmt %.2f "$(json_number "$norm" eer)") | $(fmt %.3f "$(json_number "$norm" 0.01)") |" \
-      "${3:--} |"
-  }
-  # clusters R: "C clusters, NMI x, purity y, kept z%" of round R's clustering
-  clusters() {
-    local q=$exp_dir/pl/round$1/cluster/quality.json
-    [ -f "$q" ] || return 0
-    python3 -c 'import json, sys; q = json.load(open(sys.argv[1]))
-print("%d clusters, NMI %.3f, purity %.3f, kept %.0f%%" % (q["clusters"], q.get("nmi", float("nan")),
-      q.get("purity", float("nan")), 100 * q.get("coverage", 0)))' "$q"
-  }
-  steps=$(grep -o 'DINO training in .*: [0-9]*/[0-9]* steps' "$exp_dir/dino/train.log" \
-    2> /dev/null | tail -n 1 | grep -o '[0-9]*/[0-9]* steps' | cut -d / -f 1 || true)
-  model=$(grep -m 1 '^  name:' "$exp_dir/dino/config.yaml" 2> /dev/null | sed 's/.*: *//' || true)
-  n_trials=$(grep -c . "$trials" 2> /dev/null || echo "?")
-  n_targets=$(grep -c ' target$' "$trials" 2> /dev/null || echo "?")
-  n_train=$(cut -d ' ' -f 2 "$data_dir/train/utt2spk" 2> /dev/null | sort -u | grep -c . || true)
-  {
-    echo "| system | EER % | minDCF (p=0.01) | minDCF (p=0.05) | AS-norm EER % |" \
-      "AS-norm minDCF (p=0.01) | pseudo-labels |"
-    echo "|---|---|---|---|---|---|---|"
-    row baseline "log-Mel statistics (logmel-stats, no training)"
-    row untrained "${model:-encoder}, untrained"
-    row dino "DINO teacher (${model:-?}, ${steps:-?} steps, no labels)"
-    for ((r = 1; r <= pl_rounds; r++)); do
-      row "pl$r" "DINO + pseudo-labeling round $r" "$(clusters "$r")"
-    done
-    row ceiling "supervised ceiling (true labels, same encoder and time)" "true speakers"
-    echo
-    echo "Dev: $dev_speakers held-out speakers, $n_trials trials ($n_targets target), cosine" \
-      "scoring; AS-norm: top $asnorm_top_n of a cohort of the training utterances, embedded" \
-      "by each model. Training: ${n_train:-?} speakers' audio, labels unused (except the" \
-      "ceiling)."
-    echo "Machine: $(machine_info "$device"), device $device. Wall time: prepare" \
-      "$(stage_time prepare), DINO $(stage_time dino), pseudo-labeling" \
-      "$(stage_time pseudo_label), ceiling $(stage_time ceiling)."
-  } | write_results "$exp_dir/results.md"
+  rows=(
+    --row "log-Mel statistics (logmel-stats, no training)" "$eval_dir/baseline"
+    --row "{model}, untrained" "$eval_dir/untrained"
+    --row "DINO teacher ({model}, {steps} steps, no labels)" "$eval_dir/dino"
+  )
+  for ((r = 1; r <= pl_rounds; r++)); do
+    rows+=(--row "DINO + pseudo-labeling round $r" "$eval_dir/pl$r")
+  done
+  rows+=(--row "supervised ceiling (true labels, same encoder and time)" "$eval_dir/ceiling")
+  note="Dev: $dev_speakers held-out speakers, {trials} trials ({targets} target), cosine"
+  note+=" scoring; AS-norm: top $asnorm_top_n of a cohort of the training utterances,"
+  note+=" embedded by each model. Training: the other speakers' audio, labels unused (except"
+  note+=" the ceiling)."
+  dino-speech report "${rows[@]}" \
+    --columns eer,min_dcf_0.01,min_dcf_0.05,asnorm_eer,asnorm_min_dcf_0.01,pseudo_labels \
+    --note "$note" --machine "$device" --time prepare "$data_dir/.audio.prepared.json" \
+    --time DINO "$exp_dir/dino/summary.json" --time pseudo-labeling "$exp_dir/pl/summary.json" \
+    --time ceiling "$exp_dir/ceiling/summary.json" --out "$exp_dir/results.md"
 fi

@@ -11,7 +11,7 @@
 #   stage 4: pseudo-labeling rounds (cluster, margin-softmax fine-tuning; torchrun)
 #   stage 5: embed and score again with the pseudo-labeled model
 #   stage 6: export the final model (TorchScript and ONNX)
-#   stage 7: results table -> EXP_DIR/results.md
+#   stage 7: results table (dino-speech report) -> EXP_DIR/results.md
 #
 # AS-norm cohort: --cohort-size utterances drawn at random (seeded) from VoxCeleb2 dev and
 # embedded like the trials -- no speaker labels, unlike the usual cohort of Vox2 speaker mean
@@ -65,11 +65,17 @@ device=cuda
 
 # embed NAME MODEL: VoxCeleb1 (EVAL_PART) and the cohort by MODEL into EXP_DIR/eval/NAME
 embed() {
-  embed_once "$exp_dir/eval/$1/$eval_part" "$2" "$vox/$eval_part/wav.scp"
-  embed_once "$exp_dir/eval/$1/cohort" "$2" "$exp_dir/cohort/wav.scp"
+  launch embed --model "$2" --wav-scp "$vox/$eval_part/wav.scp" \
+    --out-dir "$exp_dir/eval/$1/$eval_part" --device "$device" --num-workers "$nj" \
+    "${progress[@]}"
+  # a seeded random draw of --cohort-size Vox2 dev utterances (no speaker labels involved)
+  launch embed --model "$2" --wav-scp "$vox/vox2_dev/wav.scp" --sample "$cohort_size" \
+    --seed "$seed" --out-dir "$exp_dir/eval/$1/cohort" --device "$device" \
+    --num-workers "$nj" "${progress[@]}"
 }
 
-# score NAME: every list in --trials, plain cosine and AS-norm, into EXP_DIR/eval/NAME
+# score NAME: every list in --trials, plain cosine (score.json) and AS-norm (asnorm.json),
+# into EXP_DIR/eval/NAME/LIST
 score() {
   local dir=$exp_dir/eval/$1 list trials_file
   for list in $trials; do
@@ -78,38 +84,26 @@ score() {
       echo "  $1: no $trials_file (VoxCeleb1 incomplete or list not given); skipping $list"
       continue
     fi
-    score_once "$dir/${list}_none" "$trials_file" "$dir/$eval_part/xvector.scp"
-    score_once "$dir/${list}_asnorm" "$trials_file" "$dir/$eval_part/xvector.scp" \
-      --norm asnorm --cohort "$dir/cohort/xvector.scp" --top-n "$top_n"
+    dino-speech score --trials "$trials_file" --embeddings "$dir/$eval_part/xvector.scp" \
+      --det-plot "$dir/$list/score.png" --json-out "$dir/$list/score.json"
+    dino-speech score --trials "$trials_file" --embeddings "$dir/$eval_part/xvector.scp" \
+      --norm asnorm --cohort "$dir/cohort/xvector.scp" --top-n "$top_n" \
+      --json-out "$dir/$list/asnorm.json"
   done
 }
 
 if run_stage 0; then
   echo "stage 0: preparing corpora in $data_dir"
-  if [ -f "$vox/voxceleb_cuts_vox2_dev.jsonl.gz" ] && [ -f "$vox/vox1_test/wav.scp" ]; then
-    echo "  VoxCeleb already prepared in $vox"
-  else
-    if [ -z "$vox1_dir" ] || [ -z "$vox2_dir" ]; then
-      echo "$0: stage 0 needs --vox1-dir and --vox2-dir" >&2
-      exit 2
-    fi
-    dino-speech prepare voxceleb --vox1-dir "$vox1_dir" --vox2-dir "$vox2_dir" \
-      --out-dir "$vox" --num-jobs "$nj" | indent
+  require --vox1-dir "$vox1_dir" "the VoxCeleb1 root; --stage 1 uses the prepared manifests"
+  require --vox2-dir "$vox2_dir" "the VoxCeleb2 root"
+  dino-speech prepare voxceleb --vox1-dir "$vox1_dir" --vox2-dir "$vox2_dir" --out-dir "$vox" \
+    --num-jobs "$nj"
+  if [ -n "$musan_dir" ]; then
+    dino-speech prepare musan --corpus-dir "$musan_dir" --out-dir "$data_dir/musan"
   fi
-  for corpus in musan rirs; do
-    dir=$([ "$corpus" = musan ] && echo "$musan_dir" || echo "$rirs_dir")
-    if [ -f "$data_dir/$corpus/${corpus}_cuts_all.jsonl.gz" ]; then
-      echo "  $corpus already prepared in $data_dir/$corpus"
-    elif [ -n "$dir" ]; then
-      extra=()
-      [ "$corpus" = rirs ] && extra=(--num-jobs "$nj")
-      dino-speech prepare "$corpus" --corpus-dir "$dir" --out-dir "$data_dir/$corpus" \
-        ${extra[@]+"${extra[@]}"} | indent
-    else
-      echo "  no --${corpus}-dir: training augments with generated" \
-        "$([ "$corpus" = musan ] && echo noise || echo "room impulse responses")"
-    fi
-  done
+  if [ -n "$rirs_dir" ]; then
+    dino-speech prepare rirs --corpus-dir "$rirs_dir" --out-dir "$data_dir/rirs" --num-jobs "$nj"
+  fi
 fi
 
 # (after stage 0, which creates what these look for)
@@ -130,24 +124,15 @@ eval_part=vox1
 [ -f "$vox/vox1/wav.scp" ] || eval_part=vox1_test
 
 if run_stage 1; then
-  if [ -f "$exp_dir/dino/.done" ]; then
-    echo "stage 1: DINO training done ($exp_dir/dino/embedder.pt); skipping"
-  else
-    echo "stage 1: DINO training ($dino_config) on $ngpu GPU(s) -> $exp_dir/dino"
-    timed dino launch train dino --config "$dino_config" --exp-dir "$exp_dir/dino" \
-      --device "$device" ${quiet[@]+"${quiet[@]}"} \
-      "data.train_cuts=$vox/voxceleb_cuts_vox2_dev.jsonl.gz" "${augment_overrides[@]}" \
-      "train.average_last=$average_last" ${dino_extra[@]+"${dino_extra[@]}"}
-    touch "$exp_dir/dino/.done"
-  fi
+  echo "stage 1: DINO training ($dino_config) on $ngpu GPU(s) -> $exp_dir/dino"
+  launch train dino --config "$dino_config" --exp-dir "$exp_dir/dino" --device "$device" \
+    ${quiet[@]+"${quiet[@]}"} "data.train_cuts=$vox/voxceleb_cuts_vox2_dev.jsonl.gz" \
+    "${augment_overrides[@]}" "train.average_last=$average_last" \
+    ${dino_extra[@]+"${dino_extra[@]}"}
 fi
 
 if run_stage 2; then
   echo "stage 2: DINO teacher embeddings of $eval_part and the AS-norm cohort"
-  mkdir -p "$exp_dir/cohort"
-  # a seeded random draw of --cohort-size utterances (no speaker labels involved)
-  random_lines "$cohort_size" "$seed" < "$vox/vox2_dev/wav.scp" \
-    | update_file "$exp_dir/cohort/wav.scp"
   embed dino "$exp_dir/dino"
 fi
 
@@ -157,17 +142,12 @@ if run_stage 3; then
 fi
 
 if run_stage 4; then
-  if up_to_date "$exp_dir/pl/.done" "$exp_dir/dino/embedder.pt"; then
-    echo "stage 4: pseudo-labeling done ($exp_dir/pl/embedder.pt); skipping"
-  else
-    echo "stage 4: $pl_rounds pseudo-labeling round(s) ($pl_config) -> $exp_dir/pl"
-    timed pseudo_label launch pseudo-label run --config "$pl_config" --init "$exp_dir/dino" \
-      --exp-dir "$exp_dir/pl" --rounds "$pl_rounds" --device "$device" \
-      ${quiet[@]+"${quiet[@]}"} "data.train_cuts=$vox/voxceleb_cuts_vox2_dev.jsonl.gz" \
-      "${augment_overrides[@]}" "eval.cuts=$vox/voxceleb_cuts_vox1_test.jsonl.gz" \
-      "eval.trials=$vox/vox1_test/trials_vox1_o_clean" ${pl_extra[@]+"${pl_extra[@]}"}
-    touch "$exp_dir/pl/.done"
-  fi
+  echo "stage 4: $pl_rounds pseudo-labeling round(s) ($pl_config) -> $exp_dir/pl"
+  launch pseudo-label run --config "$pl_config" --init "$exp_dir/dino" \
+    --exp-dir "$exp_dir/pl" --rounds "$pl_rounds" --device "$device" \
+    ${quiet[@]+"${quiet[@]}"} "data.train_cuts=$vox/voxceleb_cuts_vox2_dev.jsonl.gz" \
+    "${augment_overrides[@]}" "eval.cuts=$vox/voxceleb_cuts_vox1_test.jsonl.gz" \
+    "eval.trials=$vox/vox1_test/trials_vox1_o_clean" ${pl_extra[@]+"${pl_extra[@]}"}
 fi
 
 if run_stage 5; then
@@ -180,36 +160,24 @@ if run_stage 6; then
   final=dino
   [ -f "$exp_dir/pl/embedder.pt" ] && final=pl
   echo "stage 6: exporting the $final model"
+  mkdir -p "$exp_dir/export"
   for format in $export_formats; do
-    out=$exp_dir/export/${final}_model.$([ "$format" = onnx ] && echo onnx || echo pt)
-    if up_to_date "$out" "$exp_dir/$final/embedder.pt"; then
-      echo "  $format export up to date ($out)"
-      continue
-    fi
-    mkdir -p "$exp_dir/export"
-    dino-speech export --model "$exp_dir/$final" --format "$format" --out "$out" | indent
+    dino-speech export --model "$exp_dir/$final" --format "$format" \
+      --out "$exp_dir/export/${final}_model.$([ "$format" = onnx ] && echo onnx || echo pt)"
   done
 fi
 
 if run_stage 7; then
   echo "stage 7: results ($exp_dir/results.md)"
-  {
-    echo "| system | trials | EER % | minDCF (0.01) | EER % AS-norm | minDCF (0.01) AS-norm |"
-    echo "|---|---|---|---|---|---|"
-    for name in dino pl; do
-      label=$([ "$name" = dino ] && echo "DINO teacher" || echo "+ $pl_rounds pseudo-label rounds")
-      for list in $trials; do
-        base=$exp_dir/eval/$name/${list}
-        [ -f "${base}_none.json" ] || [ -f "${base}_asnorm.json" ] || continue
-        echo "| $label | $list | $(fmt %.2f "$(json_number "${base}_none.json" eer)")" \
-          "| $(fmt %.3f "$(json_number "${base}_none.json" 0.01)")" \
-          "| $(fmt %.2f "$(json_number "${base}_asnorm.json" eer)")" \
-          "| $(fmt %.3f "$(json_number "${base}_asnorm.json" 0.01)") |"
-      done
-    done
-    echo
-    echo "Cosine scoring; AS-norm with $cohort_size random VoxCeleb2 dev utterances, top $top_n."
-    echo "Machine: $(machine_info "$device"), $ngpu GPU(s). Wall time: DINO training" \
-      "$(stage_time dino), pseudo-labeling $(stage_time pseudo_label)."
-  } | write_results "$exp_dir/results.md"
+  rows=()
+  for list in $trials; do
+    rows+=(--row "DINO teacher, $list" "$exp_dir/eval/dino/$list")
+  done
+  for list in $trials; do
+    rows+=(--row "+ $pl_rounds pseudo-label rounds, $list" "$exp_dir/eval/pl/$list")
+  done
+  dino-speech report "${rows[@]}" --columns eer,min_dcf_0.01,asnorm_eer,asnorm_min_dcf_0.01 \
+    --note "Cosine scoring; AS-norm with $cohort_size random VoxCeleb2 dev utterances, top $top_n." \
+    --machine "$device" --time "DINO training" "$exp_dir/dino/summary.json" \
+    --time pseudo-labeling "$exp_dir/pl/summary.json" --out "$exp_dir/results.md"
 fi
