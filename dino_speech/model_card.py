@@ -15,11 +15,10 @@ The header follows the Hugging Face model-card keys where they exist::
 
 The training data is ``data.train_cuts`` of the experiment's ``config.yaml`` (in the model's
 directory or up to two levels above it, as for pseudo-label rounds), else ``unknown``. The
-results are the verification results the recipes record (``utils/stage_lib.sh``
-``score_once`` writes ``EXP/eval/NAME/BASE.json``, the ``--json`` line of ``dino-speech score``,
-with the trial list as the first word of ``BASE.json.settings``) for the model at ``EXP/NAME``,
-plus any such JSON in the model's own directory; without any the card says "no results
-recorded".
+results are the verification results the recipes record for the model at ``EXP/NAME``
+(``dino-speech score --json-out EXP/eval/NAME/[LIST/]BASE.json``: the metrics and the trial
+list they were computed on), plus any such JSON in the model's own directory; without any
+the card says "no results recorded".
 
 A ``README.md`` in the output folder that this module did not write is left alone (the card
 goes to ``MODEL_CARD.md`` then). One that it wrote is rewritten, keeping the entries of the
@@ -75,11 +74,7 @@ def _result(path: Path, name: str) -> RecordedResult | None:
     if not isinstance(blob, dict) or not isinstance(blob.get("eer"), (int, float)):
         return None
     min_dcf = blob.get("min_dcf") if isinstance(blob.get("min_dcf"), dict) else {}
-    settings = path.with_name(path.name + ".settings")
-    trials = "unknown"
-    if settings.is_file():
-        words = settings.read_text().split()
-        trials = words[0] if words else trials
+    trials = blob.get("trials") if isinstance(blob.get("trials"), str) else "unknown"
     return RecordedResult(
         name,
         path,

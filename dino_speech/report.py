@@ -2,8 +2,8 @@
 
 A row is a label and an evaluation folder holding what ``score --json-out`` wrote
 (``score.json``; ``asnorm.json`` for AS-norm scores) and what ``eval-emotion --json-out``
-wrote (``emotion.json``). Columns are named from :data:`COLUMNS`; a row none of whose files
-exist is left out. Labels and notes may name facts found through those files:
+wrote (``emotion.json``). Columns are named from :data:`COLUMNS`; a row with no value at all
+(none of its files there) is left out. Labels and notes may name facts found through those files:
 
 - in a label, the model's: ``{model}``, ``{steps}``, ``{planned_steps}``, ``{total_steps}``,
   ``{epochs_done}`` -- from the ``summary.json`` of the training run (``train dino``,
@@ -108,13 +108,13 @@ def results_table(
     ]
     first_score: dict[str, Any] | None = None
     for row in rows:
-        files = {c.source: _record(row.folder, c.source) for c in cols}
-        if all(v is None for k, v in files.items() if k):
+        files = {c.source: _record(row.folder, c.source) for c in cols if c.source}
+        model = _model_of(row.folder)
+        cells = [c.cell(files[c.source] if c.source else _quality(model)) for c in cols]
+        if all(cell == "-" for cell in cells):
             continue
         first_score = first_score or files.get("score.json")
-        model = _model_of(files)
         facts = _training_facts(model)
-        cells = [c.cell(_quality(model) if not c.source else files[c.source]) for c in cols]
         lines.append(f"| {_fill(row.label, facts)} | " + " | ".join(cells) + " |")
     tail = [_fill(note, _trial_facts(first_score)) for note in notes]
     if machine is not None:
@@ -146,9 +146,10 @@ def _record(folder: Path, name: str) -> dict[str, Any] | None:
     return read_record(folder / name) if name else None
 
 
-def _model_of(files: dict[str, dict[str, Any] | None]) -> str | None:
+def _model_of(folder: Path) -> str | None:
     """The model that made the embeddings a row's results were computed from."""
-    for record in files.values():
+    for name in ("score.json", "asnorm.json", "emotion.json"):
+        record = read_record(folder / name)
         if record and record.get("embeddings"):
             embed = read_record(Path(record["embeddings"]).parent / "embed.json")
             if embed is not None:

@@ -30,8 +30,8 @@ def recipe(tmp_path):
     results = exp / "eval" / "dino"
     results.mkdir(parents=True)
     score = {"eer": 12.5, "min_dcf": {"0.01": 0.91, "0.05": 0.7}, "targets": 10, "nontargets": 90}
-    (results / "score.json").write_text(json.dumps(score))
-    (results / "score.json.settings").write_text("data/test/trials exp/eval/dino/xvector.scp\n")
+    # as `score --json-out` writes them: the metrics, and the trial list when it was recorded
+    (results / "score.json").write_text(json.dumps({**score, "trials": "data/test/trials"}))
     (results / "asnorm.json").write_text(json.dumps({**score, "eer": 11.25}))
     (results / "emotion.json").write_text('{"micro_f1": 40.0, "macro_f1": 30.0, "folds": 5}')
     return exp

@@ -219,7 +219,8 @@ def _report(
     as_json: bool,
     name: str,
 ) -> dict:
-    """Print the metrics (and the last line of JSON with ``as_json``); returns them."""
+    """Print the metrics (and the last line of JSON with ``as_json``); returns them with the
+    EER threshold (``eer_threshold``, which ``verify --threshold-from`` reads)."""
     from dino_speech.eval.verification import operating_points
 
     points = operating_points(scores, labels)
@@ -237,4 +238,4 @@ def _report(
         click.echo(f"DET curve: {det_plot}")
     if as_json:
         click.echo(json.dumps(metrics))
-    return metrics
+    return {**metrics, "eer_threshold": float(eer_thr)}

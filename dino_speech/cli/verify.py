@@ -27,9 +27,10 @@ AUDIO = click.Path(exists=True, dir_okay=False, path_type=Path)
     "--threshold-from",
     type=FILE,
     default=None,
-    help="Take the threshold from a threshold.json, or from the saved output of "
-    "'dino-speech score' (its 'EER: ...% (threshold T)' line; a recipe's BASE.log). "
-    "The --json result of score holds no threshold.",
+    help="Take the threshold from a threshold.json, the file of 'dino-speech score "
+    "--json-out' (a recipe's EXP/eval/NAME/score.json: its EER threshold), or the saved "
+    "output of 'dino-speech score' (its 'EER: ...% (threshold T)' line). The --json line "
+    "of score holds no threshold.",
 )
 @click.option(
     "--save-threshold",

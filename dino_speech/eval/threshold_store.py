@@ -16,9 +16,10 @@ A threshold belongs to one set of weights: :func:`load_threshold` refuses one re
 different model file of the same folder (e.g. an older checkpoint). Built-in models have no
 folder and so no stored threshold.
 
-:func:`threshold_from_file` reads a threshold from a ``threshold.json`` or from the saved
-standard output of ``dino-speech score`` (a recipe's ``BASE.log``). The ``--json`` result of
-``score`` (a recipe's ``BASE.json``) holds no threshold and is refused with a message saying so.
+:func:`threshold_from_file` reads a threshold from a ``threshold.json``, from the file of
+``dino-speech score --json-out`` (a recipe's ``score.json``: ``eer_threshold``) or from the
+saved standard output of ``dino-speech score``. The ``--json`` line of ``score`` holds no
+threshold and is refused with a message saying so.
 """
 
 from __future__ import annotations
@@ -148,11 +149,13 @@ def threshold_from_file(path: str | Path) -> StoredThreshold:
             blob = json.loads(text)
         except json.JSONDecodeError:
             blob = None
+        if isinstance(blob, dict) and isinstance(blob.get("eer_threshold"), (int, float)):
+            return _from_score_record(path, blob)
         if isinstance(blob, dict) and "threshold" not in blob and "eer" in blob:
             raise DataError(
                 f"{path}: a 'dino-speech score --json' result holds no threshold; give the "
-                f"saved output of 'dino-speech score' (its 'EER: ... (threshold T)' line) "
-                f"or a {THRESHOLD_FILE}"
+                f"file of 'dino-speech score --json-out', its saved output (the 'EER: ... "
+                f"(threshold T)' line) or a {THRESHOLD_FILE}"
             )
         return _read_record(path)
     eer_match = trials = None
@@ -171,6 +174,17 @@ def threshold_from_file(path: str | Path) -> StoredThreshold:
         raise DataError(f"{path}: the EER threshold is {threshold}, not a usable number")
     return StoredThreshold(
         threshold, float(eer_match["eer"]), trials, f"dino-speech score output {path}"
+    )
+
+
+def _from_score_record(path: Path, blob: dict) -> StoredThreshold:
+    threshold = float(blob["eer_threshold"])
+    if not math.isfinite(threshold):
+        raise DataError(f"{path}: the EER threshold is {threshold}, not a usable number")
+    eer = blob.get("eer")
+    trials = blob.get("trials") if isinstance(blob.get("trials"), str) else None
+    return StoredThreshold(
+        threshold, float(eer) if eer is not None else None, trials, f"score --json-out {path}"
     )
 
 

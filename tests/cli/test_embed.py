@@ -292,3 +292,46 @@ def test_silent_audio_warns_naming_the_file(setup, tmp_path, caplog):
         Embedder.from_pretrained(root / "exp").embed_file(root / "wavs" / "u0.wav")
         Embedder.from_pretrained(root / "exp").embed_file(tmp_path / "zeros.wav")
     assert [r.getMessage().split(":")[0] for r in caplog.records] == [str(tmp_path / "zeros.wav")]
+
+
+def test_a_rerun_of_the_same_request_does_nothing(setup, tmp_path):
+    root, names, want = setup
+    out = tmp_path / "o"
+    parts = [tmp_path / "a.scp", tmp_path / "b.scp"]
+    lines = [f"{n} {root / 'wavs' / n}.wav\n" for n in names]
+    parts[0].write_text("".join(lines[:2]))
+    parts[1].write_text("".join(lines[2:]))
+    args = ["--model", root / "exp", "--wav-scp", parts[0], "--wav-scp", parts[1],
+            "--out-dir", out, "--num-workers", "0"]  # fmt: skip
+    first = _run(args)
+    assert first.exit_code == 0 and "wrote 5 embeddings" in first.output, first.output
+    _check(out / "xvector.scp", names, want)  # both lists, in order, in one output
+    record = (out / "embed.json").read_text()
+    assert str((root / "exp").resolve()) in record and '"written": 5' in record
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    again = _run(args)
+    assert again.exit_code == 0 and "embeddings up to date" in again.output
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
+    assert "wrote 5" in _run([*args, "--force"]).output
+    # a changed input list is another request
+    parts[1].write_text("".join(lines[2:4]))
+    changed = _run(args)
+    assert "wrote 4 embeddings" in changed.output
+    _check(out / "xvector.scp", names[:4], want)
+
+
+def test_sample_draws_a_seeded_subset_in_list_order(setup, tmp_path):
+    root, names, want = setup
+    scp = tmp_path / "all.scp"
+    scp.write_text("".join(f"{n} {root / 'wavs' / n}.wav\n" for n in names))
+    drawn = []
+    for seed, folder in ((0, "s0"), (0, "s0b"), (1, "s1")):
+        args = ["--model", root / "exp", "--wav-scp", scp, "--sample", 3, "--seed", seed,
+                "--out-dir", tmp_path / folder, "--num-workers", "0"]  # fmt: skip
+        assert _run(args).exit_code == 0
+        drawn.append(list(kaldiio.load_scp(str(tmp_path / folder / "xvector.scp"))))
+    assert len(drawn[0]) == 3 and drawn[0] == drawn[1] and drawn[0] != drawn[2]
+    assert drawn[0] == [n for n in names if n in drawn[0]]  # the list's order
+    line = _run(["--model", root / "exp", "--wav-scp", scp, "--wav-scp", scp,
+                 "--out-dir", tmp_path / "dup", "--num-workers", "0"]).output  # fmt: skip
+    assert f"utterance {names[0]} is in both" in line

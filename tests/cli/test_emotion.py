@@ -62,3 +62,31 @@ def test_eval_emotion_user_errors(tmp_path, monkeypatch):
     assert "Traceback" not in result.output
     result = _eval_emotion("--labels", "utt2emo", "--folds", "1")
     assert result.exit_code == 2 and "--folds" in result.output
+
+
+def test_json_out_several_label_lists_and_classes(tmp_path, monkeypatch):
+    _prepare(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    lines = (tmp_path / "utt2emo").read_text().splitlines()
+    (tmp_path / "emo_a").write_text("\n".join(lines[48:]) + "\n")  # split, out of order
+    (tmp_path / "emo_b").write_text("\n".join(lines[:48]) + "\n")
+    one = _eval_emotion("--labels", "utt2emo", "--groups", "utt2sess", "--json-out", "one.json")
+    two = _eval_emotion("--labels", "emo_a", "--labels", "emo_b", "--groups", "utt2sess",
+                        "--json-out", "two.json")  # fmt: skip
+    assert one.exit_code == 0 and two.exit_code == 0, one.output + two.output
+    a, b = (json.loads((tmp_path / f).read_text()) for f in ("one.json", "two.json"))
+    assert a["micro_f1"] == b["micro_f1"] and a["scheme"] == b["scheme"] == (
+        "leave-one-group-out (4 groups)"
+    )
+    assert {"micro_f1", "macro_f1", "uar", "folds", "scheme", "made_from"} <= set(a)
+    mtime = (tmp_path / "one.json").stat().st_mtime_ns
+    again = _eval_emotion("--labels", "utt2emo", "--groups", "utt2sess", "--json-out", "one.json")
+    assert "emotion probe up to date" in again.output
+    assert (tmp_path / "one.json").stat().st_mtime_ns == mtime
+    kept = _eval_emotion("--labels", "utt2emo", "--groups", "utt2sess", "--classes", "ang,sad",
+                         "--json-out", "two.json")  # fmt: skip
+    assert kept.exit_code == 0, kept.output
+    assert json.loads((tmp_path / "two.json").read_text())["classes"] == ["ang", "sad"]
+    assert "utterances: 48" in kept.output
+    twice = _eval_emotion("--labels", "utt2emo", "--labels", "emo_a", "--groups", "utt2sess")
+    assert twice.exit_code == 2 and "is in more than one of" in twice.output

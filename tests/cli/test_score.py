@@ -148,3 +148,35 @@ def test_norm_without_cohort_and_missing_scores(corpus):
     )
     assert result.exit_code == 2 and "trials have no score" in result.output
     assert "Traceback" not in result.output
+
+
+def test_json_out_records_the_result_and_a_rerun_does_nothing(corpus):
+    d, scp, _ = corpus
+    runner = CliRunner()
+    out = d / "eval" / "score.json"
+    args = ["score", "--trials", str(d / "trials"), "--embeddings", str(scp),
+            "--json-out", str(out), "--json"]  # fmt: skip
+    first = runner.invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    record = json.loads(out.read_text())
+    printed = _json_last_line(first.output)
+    assert record["eer"] == printed["eer"] and record["min_dcf"] == printed["min_dcf"]
+    assert record["trials"] == str((d / "trials").resolve())
+    assert record["embeddings"] == str(scp.resolve())
+    threshold = float(first.output.split("(threshold ")[1].split(")")[0])
+    assert record["eer_threshold"] == pytest.approx(threshold, abs=1e-4)
+    # the same request again: nothing computed, the file untouched
+    mtime = out.stat().st_mtime_ns
+    again = runner.invoke(cli, args)
+    assert again.exit_code == 0 and "scores up to date" in again.output
+    assert "minDCF" not in again.output and out.stat().st_mtime_ns == mtime
+    # another setting is another request
+    other = runner.invoke(cli, [*args, "--p-target", "0.1"])
+    assert other.exit_code == 0 and "up to date" not in other.output
+    assert set(json.loads(out.read_text())["min_dcf"]) == {"0.1"}
+    # verify reads the EER threshold from the record
+    from dino_speech.eval.threshold_store import threshold_from_file
+
+    stored = threshold_from_file(out)
+    assert stored.threshold == pytest.approx(record["eer_threshold"])
+    assert stored.trials == record["trials"] and stored.eer == pytest.approx(record["eer"])

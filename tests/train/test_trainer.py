@@ -289,3 +289,34 @@ def test_budget_fitted_schedule_ends_with_the_budget(
         # Cut off by the budget, mid-schedule, with the learning rate still high.
         assert result.steps == 31 and lr.total_steps == 200  # the first step past 30 s
         assert lr(result.steps) > 0.5 * cfg.optim.lr
+
+
+def test_a_finished_request_is_not_trained_again(
+    tiny_config: DinoExperimentConfig, tmp_path: Path
+) -> None:
+    import json
+
+    exp = tmp_path / "exp"
+    cfg = apply_overrides(tiny_config, ["train.epochs=1"])
+    first = train_dino(cfg, exp, progress=False)
+    summary = json.loads((exp / "summary.json").read_text())
+    assert summary["kind"] == "dino" and summary["model"] == cfg.model.name
+    assert summary["steps"] == first.steps == 4 and summary["seconds"] >= 0
+    stamps = {p: p.stat().st_mtime_ns for p in exp.rglob("*") if p.is_file()}
+    again = train_dino(cfg, exp, progress=False)
+    assert again == first
+    assert {p: p.stat().st_mtime_ns for p in exp.rglob("*") if p.is_file()} == stamps
+    # more epochs are a new request: it resumes from the newest checkpoint
+    more = train_dino(apply_overrides(cfg, ["train.epochs=2"]), exp, progress=False)
+    assert more.steps == 8 and json.loads((exp / "summary.json").read_text())["steps"] == 8
+
+
+def test_a_run_stopped_by_its_budget_has_finished_its_request(
+    tiny_config: DinoExperimentConfig, tmp_path: Path
+) -> None:
+    exp = tmp_path / "exp"
+    cfg = apply_overrides(tiny_config, ["train.max_minutes=0.00001"])
+    assert train_dino(cfg, exp, progress=False).steps == 1
+    assert train_dino(cfg, exp, progress=False).steps == 1  # not another budget's worth
+    longer = train_dino(apply_overrides(cfg, ["train.max_minutes=null"]), exp, progress=False)
+    assert longer.steps == longer.total_steps == 8

@@ -35,3 +35,16 @@ def test_cli_writes_the_embedder(tiny_config: DinoExperimentConfig, tmp_path: Pa
     assert result.exit_code == 0, result.output
     assert (out / "embedder.pt").is_file() and (out / "config.yaml").is_file()
     assert load_embedder(out / "embedder.pt")[2]["seed"] == 3
+
+
+def test_rewritten_only_when_its_settings_change(
+    tiny_config: DinoExperimentConfig, tmp_path: Path
+) -> None:
+    from dino_speech.config import apply_overrides
+
+    path = write_untrained_embedder(tiny_config, tmp_path / "untrained")
+    stamp = path.stat().st_mtime_ns
+    assert write_untrained_embedder(tiny_config, tmp_path / "untrained") == path
+    assert path.stat().st_mtime_ns == stamp  # what embedded it stays up to date
+    write_untrained_embedder(apply_overrides(tiny_config, ["train.seed=5"]), tmp_path / "untrained")
+    assert path.stat().st_mtime_ns != stamp and load_embedder(path)[2]["seed"] == 5
