@@ -7,7 +7,7 @@
 
 Without ``--corpus``'s manifests it first generates the corpus (``dino-speech prepare
 synthetic`` defaults); without ``EXP/embedder.pt`` (or with ``--retrain``) it trains
-``recipes/mini.yaml`` in EXP first (extra ``KEY=VALUE`` arguments override the recipe). All
+``configs/mini.yaml`` in EXP first (extra ``KEY=VALUE`` arguments override the config). All
 embeddings are of whole test utterances, scored by cosine on ``CORPUS/test/trials``.
 """
 
@@ -87,9 +87,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, required=True, help="synthetic corpus directory")
     parser.add_argument("--exp-dir", type=Path, required=True, help="experiment directory")
-    parser.add_argument("--config", type=Path, default=REPO / "recipes" / "mini.yaml")
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "mini.yaml")
     parser.add_argument("--retrain", action="store_true", help="train even if EXP has a model")
-    parser.add_argument("overrides", nargs="*", help="KEY=VALUE recipe overrides")
+    parser.add_argument("overrides", nargs="*", help="KEY=VALUE config overrides")
     args = parser.parse_args()
 
     ensure_corpus(args.corpus)

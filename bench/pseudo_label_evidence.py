@@ -6,9 +6,9 @@ cluster quality (NMI, purity) of the pseudo-labels the round was fine-tuned on.
         --exp-dir exp/mini_pl
 
 Missing pieces are made first: the corpus (``dino-speech prepare synthetic`` defaults), the
-DINO model (``recipes/mini.yaml``; ``--dino-override KEY=VALUE`` adjusts it, e.g.
+DINO model (``configs/mini.yaml``; ``--dino-override KEY=VALUE`` adjusts it, e.g.
 ``train.max_minutes=null`` for the full 20 epochs on a busy machine). Then the loop of
-``recipes/pseudo_label_mini.yaml`` runs (extra ``KEY=VALUE`` arguments override it); finished
+``configs/pseudo_label_mini.yaml`` runs (extra ``KEY=VALUE`` arguments override it); finished
 stages are not redone, so a rerun only prints the table.
 """
 
@@ -38,7 +38,7 @@ def ensure_dino(corpus: Path, exp: Path, overrides: list[str]) -> None:
     cuts = corpus / "synthetic_cuts_train.jsonl.gz"
     cfg = load_config(
         DinoExperimentConfig,
-        REPO / "recipes" / "mini.yaml",
+        REPO / "configs" / "mini.yaml",
         [f"data.train_cuts={cuts}", *overrides],
     )
     start = time.monotonic()
@@ -52,12 +52,12 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, required=True, help="synthetic corpus directory")
     parser.add_argument("--dino-exp", type=Path, required=True, help="DINO experiment directory")
     parser.add_argument("--exp-dir", type=Path, required=True, help="pseudo-label experiment")
-    parser.add_argument("--config", type=Path, default=REPO / "recipes" / "pseudo_label_mini.yaml")
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "pseudo_label_mini.yaml")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument(
-        "--dino-override", action="append", default=[], help="KEY=VALUE for recipes/mini.yaml"
+        "--dino-override", action="append", default=[], help="KEY=VALUE for configs/mini.yaml"
     )
-    parser.add_argument("overrides", nargs="*", help="KEY=VALUE pseudo-label recipe overrides")
+    parser.add_argument("overrides", nargs="*", help="KEY=VALUE pseudo-label config overrides")
     args = parser.parse_args()
 
     from dino_speech.pseudo_label.loop import format_summary, run_pseudo_label

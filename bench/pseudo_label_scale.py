@@ -6,12 +6,12 @@ offset, per utterance noise, sizes as VoxCeleb2 dev (about 24 sessions and 180 u
 speaker, 6,000 speakers at 1.09 M utterances); the offset and noise scales (1.05 and 1.6 of the
 speaker vector) give cosine scoring an EER of about 4 %, like a DINO model (the script
 measures and prints it on 2 * 10^5 random trials). Written as a Kaldi ark/scp with an utt2spk,
-then clustered by the command in a child process with a recipe's settings; prints the time,
+then clustered by the command in a child process with a config's settings; prints the time,
 the child's peak memory, kept %, clusters, NMI and purity for each size, and whether they meet
 the targets (kept >= 70 %, NMI and purity >= 0.9, <= 30 min, <= 12 GB).
 
     python bench/pseudo_label_scale.py --sizes 100000 1090000 \\
-        --config recipes/pseudo_label_ecapa_c512.yaml --work-dir /tmp/pl_scale
+        --config configs/pseudo_label_ecapa_c512.yaml --work-dir /tmp/pl_scale
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def run_cluster(scp: Path, utt2spk: Path, config: Path, out: Path) -> tuple[floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_090_000])
-    parser.add_argument("--config", type=Path, default=Path("recipes/pseudo_label_ecapa_c512.yaml"))
+    parser.add_argument("--config", type=Path, default=Path("configs/pseudo_label_ecapa_c512.yaml"))
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/pl_scale"))
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)

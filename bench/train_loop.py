@@ -1,7 +1,7 @@
 """The whole DINO training loop on a CPU, data included: steps/s with each input pipeline.
 
-One :class:`~dino_speech.train.trainer.DinoTrainer` per variant, from a recipe (default
-``recipes/mini.yaml``: ecapa_tiny, 2 x 2 s + 2 x 1 s crops, batch 32), the same cuts and the
+One :class:`~dino_speech.train.trainer.DinoTrainer` per variant, from a config (default
+``configs/mini.yaml``: ecapa_tiny, 2 x 2 s + 2 x 1 s crops, batch 32), the same cuts and the
 same noise/RIR files; each variant times ``--steps`` training steps (the trainer's own step:
 views → student/teacher → loss → update → EMA) after ``--warmup`` untimed ones (worker start-up
 and noise-bank fill fall there):
@@ -116,7 +116,7 @@ def run(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=Path("recipes/mini.yaml"))
+    parser.add_argument("--config", type=Path, default=Path("configs/mini.yaml"))
     parser.add_argument("--corpus", type=Path, help="folder of wav/flac utterances")
     parser.add_argument("--utterances", type=int, default=400)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])

@@ -1,8 +1,8 @@
 """``dino-speech image``: image-domain non-contrastive SSL and the prediction-head study.
 
 ``image train`` and ``image predictor-study`` read their settings as ``dino-speech train dino``
-does: an optional recipe YAML (``--config``: an :class:`~dino_speech.config.ImageTrainConfig`,
-e.g. ``recipes/image_simsiam.yaml``, or a :class:`~dino_speech.config.StudyConfig`), then
+does: an optional config YAML (``--config``: an :class:`~dino_speech.config.ImageTrainConfig`,
+e.g. ``configs/image_simsiam.yaml``, or a :class:`~dino_speech.config.StudyConfig`), then
 dotted ``KEY=VALUE`` overrides, then the shortcut options (``--method simsiam`` is
 ``method=simsiam``), all through the config loader. Choices come from the schema, whose names
 are the registries the image modules build from; nothing here imports torch.
@@ -113,16 +113,16 @@ _T = ImageTrainConfig
 @image.command(
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog="""\b
-OVERRIDES are dotted config keys with YAML values, applied after the recipe; the options
+OVERRIDES are dotted config keys with YAML values, applied after the config; the options
 above are shortcuts for the same keys and are applied last:
-  dino-speech image train --config recipes/image_simsiam.yaml epochs=10 lr=0.002
+  dino-speech image train --config configs/image_simsiam.yaml epochs=10 lr=0.002
 Unknown keys are an error that lists the valid ones.
 
 """
     + _keys_epilog(ImageTrainConfig),
 )
 @config_option(
-    "Recipe YAML (an ImageTrainConfig), e.g. recipes/image_simsiam.yaml [default: the "
+    "Config YAML (an ImageTrainConfig), e.g. configs/image_simsiam.yaml [default: the "
     "defaults below].",
     required=False,
 )
@@ -155,7 +155,7 @@ def train(
     backbone next to the same backbone at random init and raw pixels. A rerun of a finished
     run's config in the same --out-dir (its metrics.json) only prints its table.
 
-    OVERRIDES are KEY=VALUE settings on top of the recipe (see below).
+    OVERRIDES are KEY=VALUE settings on top of the config (see below).
     """
     from dino_speech.image.report import format_results_table
     from dino_speech.image.train import finished_run, train_image_ssl
@@ -190,7 +190,7 @@ _S = StudyConfig
     "predictor-study",
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog="""\b
-OVERRIDES are dotted config keys with YAML values, applied after the recipe; the options
+OVERRIDES are dotted config keys with YAML values, applied after the config; the options
 above are shortcuts for the same keys and are applied last:
   dino-speech image predictor-study --seeds 0,1 steps=2000 presence=0.3
 
@@ -228,7 +228,7 @@ def predictor_study(
     and weak features, with each predictor variant and seed, and print how many features each
     learns, the effective rank and the final loss (Wen & Li, NeurIPS 2022).
 
-    OVERRIDES are KEY=VALUE settings on top of the recipe (see below).
+    OVERRIDES are KEY=VALUE settings on top of the config (see below).
     """
     from dino_speech.image.predictor_study import format_study_table, run_study
 

@@ -33,7 +33,7 @@ stages it affects; a killed fine-tuning stage resumes from its last checkpoint.
 
 \b
 Example:
-  dino-speech pseudo-label run --config recipes/pseudo_label_mini.yaml \\
+  dino-speech pseudo-label run --config configs/pseudo_label_mini.yaml \\
       --init exp/mini --exp-dir exp/mini_pl --rounds 1 \\
       data.train_cuts=data/synthetic/synthetic_cuts_train.jsonl.gz finetune.full_epochs=5
 Unknown override keys are an error listing the valid ones. Sections: data (augment),
@@ -44,7 +44,7 @@ e.g. round_overrides='{2: [cluster.ahc_threshold=0.6]}'.
 Multi-GPU: torchrun --nproc_per_node 4 -m dino_speech.cli.main pseudo-label run ...
 (embedding is sharded, fine-tuning data-parallel; data.batch_size is per process).""",
 )
-@config_option("Recipe YAML (a PseudoLabelConfig), e.g. recipes/pseudo_label_lresnet34.yaml.")
+@config_option("Config YAML (a PseudoLabelConfig), e.g. configs/pseudo_label_lresnet34.yaml.")
 @click.option(
     "--init",
     required=True,
@@ -79,7 +79,7 @@ def run(
 ) -> None:
     """Run (or resume) pseudo-labeling rounds starting from the model INIT.
 
-    OVERRIDES are KEY=VALUE settings on top of the recipe (see below). A rerun of a
+    OVERRIDES are KEY=VALUE settings on top of the config (see below). A rerun of a
     finished run's request (config, rounds, INIT file, manifests: EXP-DIR/summary.json)
     does nothing; a changed one redoes only the stages it affects.
     """
@@ -112,7 +112,7 @@ leave out more than half of the utterances.
 \b
 Examples:
   dino-speech pseudo-label cluster --embeddings exp/embed/train/xvector.scp \\
-      --config recipes/pseudo_label_ecapa_c512.yaml --out-dir exp/clusters \\
+      --config configs/pseudo_label_ecapa_c512.yaml --out-dir exp/clusters \\
       --utt2spk data/train/utt2spk
   dino-speech pseudo-label cluster --embeddings emb.npz --out-dir OUT \\
       cluster.ahc_threshold_mode=neighbours cluster.min_size=4
@@ -125,7 +125,7 @@ Examples:
     "config_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="Recipe YAML (a PseudoLabelConfig): its 'cluster' section is used. "
+    help="Config YAML (a PseudoLabelConfig): its 'cluster' section is used. "
     "Default: the built-in cluster defaults.",
 )
 @click.option(
@@ -167,7 +167,7 @@ def cluster(
 ) -> None:
     """Cluster embeddings into pseudo-speakers, as one round of pseudo-labeling does.
 
-    OVERRIDES are KEY=VALUE settings of the recipe, e.g. cluster.min_size=4.
+    OVERRIDES are KEY=VALUE settings of the config, e.g. cluster.min_size=4.
     """
     from dino_speech.config import PseudoLabelConfig, load_config
     from dino_speech.errors import ConfigError

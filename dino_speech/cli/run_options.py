@@ -1,7 +1,7 @@
-"""Click glue shared by the commands that run a job from a recipe.
+"""Click glue shared by the commands that run a job from a config file.
 
 ``dino-speech train dino``, ``dino-speech pseudo-label run`` and the ``dino-speech image``
-commands take a recipe YAML (``--config``) and dotted ``KEY=VALUE`` overrides; the training
+commands take a config YAML (``--config``) and dotted ``KEY=VALUE`` overrides; the training
 commands add ``--device`` and ``--max-minutes`` shortcuts for ``train.device`` and
 ``train.max_minutes`` and ``--quiet``. :func:`load_run_config` turns them into the config
 object; shortcut options become overrides (:func:`shortcut_overrides`), so every value goes
@@ -96,7 +96,7 @@ def load_run_config(
     max_minutes: float | None = None,
     shortcuts: Mapping[str, Any] | None = None,
 ) -> T:
-    """The recipe (or ``cls``'s defaults without one) with the overrides applied, then the
+    """The config file (or ``cls``'s defaults without one) with the overrides applied, then the
     shortcut options: ``--device``, ``--max-minutes`` and ``shortcuts`` ({key: value})."""
     given = {"train.device": device, "train.max_minutes": max_minutes, **(shortcuts or {})}
     return load_config(cls, config_path, [*overrides, *shortcut_overrides(given)])

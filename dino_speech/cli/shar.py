@@ -62,7 +62,7 @@ def shar(
 
     \b
         dino-speech shar --cuts data/vox2/voxceleb2_cuts_dev.jsonl.gz --out-dir data/vox2/shar
-        dino-speech train dino --config recipes/dino_ecapa_c512.yaml --exp-dir exp/dino \\
+        dino-speech train dino --config configs/dino_ecapa_c512.yaml --exp-dir exp/dino \\
             data.train_cuts= data.train_shar=data/vox2/shar
     """
     from dino_speech.data.manifests import load_cuts

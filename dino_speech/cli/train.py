@@ -1,4 +1,4 @@
-"""``dino-speech train dino``: self-supervised DINO training from a recipe."""
+"""``dino-speech train dino``: self-supervised DINO training from a config."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ def train() -> None:
 @train.command(
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog="""\b
-Overrides are dotted config keys with YAML values, applied after the recipe:
-  dino-speech train dino --config recipes/mini.yaml --exp-dir exp/mini \\
+Overrides are dotted config keys with YAML values, applied after the config:
+  dino-speech train dino --config configs/mini.yaml --exp-dir exp/mini \\
       train.epochs=3 optim.lr=0.01 data.crops.num_local=2 model.kwargs='{embed_dim: 64}'
 Unknown keys are an error that lists the valid ones. Sections: data (crops, augment,
 features), model (name, kwargs), dino, optim, train.
@@ -27,7 +27,7 @@ features), model (name, kwargs), dino, optim, train.
 Multi-GPU: torchrun --nproc_per_node 8 -m dino_speech.cli.main train dino ...
 (data.batch_size is per process; the learning rate scales with the total batch).""",
 )
-@config_option("Recipe YAML (a DinoExperimentConfig), e.g. recipes/dino_ecapa_c512.yaml.")
+@config_option("Config YAML (a DinoExperimentConfig), e.g. configs/dino_ecapa_c512.yaml.")
 @click.option(
     "--exp-dir",
     required=True,
@@ -53,7 +53,7 @@ def dino(
 ) -> None:
     """Train DINO on unlabelled speech; the teacher's encoder becomes EXP-DIR/embedder.pt.
 
-    OVERRIDES are KEY=VALUE settings on top of the recipe (see below). A rerun with the
+    OVERRIDES are KEY=VALUE settings on top of the config (see below). A rerun with the
     same config and training manifest as a finished run (EXP-DIR/summary.json) does nothing;
     changed settings (e.g. more epochs, a larger --max-minutes) resume from the newest
     checkpoint.
@@ -72,7 +72,7 @@ def dino(
 
 
 @train.command(context_settings={"help_option_names": ["-h", "--help"]})
-@config_option("Recipe YAML (a DinoExperimentConfig): its model, features and train.seed.")
+@config_option("Config YAML (a DinoExperimentConfig): its model, features and train.seed.")
 @click.option(
     "--exp-dir",
     required=True,
@@ -81,7 +81,7 @@ def dino(
 )
 @click.argument("overrides", nargs=-1)
 def untrained(config_path: Path, exp_dir: Path, overrides: tuple[str, ...]) -> None:
-    """Write the recipe's encoder, randomly initialised and untrained, as an embedder.
+    """Write the config's encoder, randomly initialised and untrained, as an embedder.
 
     The weights are those `train dino` starts from with the same train.seed. Use it as the
     untrained baseline (`dino-speech embed --model EXP-DIR`), or as the --init of a supervised
@@ -89,7 +89,7 @@ def untrained(config_path: Path, exp_dir: Path, overrides: tuple[str, ...]) -> N
 
     \b
     Example:
-      dino-speech train untrained --config recipes/speechocean_dino.yaml --exp-dir exp/untrained
+      dino-speech train untrained --config configs/speechocean_dino.yaml --exp-dir exp/untrained
     """
     from dino_speech.config import DinoExperimentConfig
     from dino_speech.train.trainer import write_untrained_embedder

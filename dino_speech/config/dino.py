@@ -1,4 +1,4 @@
-"""The DINO experiment (``dino-speech train dino``): one YAML file under ``recipes/``."""
+"""The DINO experiment (``dino-speech train dino``): one YAML file under ``configs/``."""
 
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ class TrainConfig(RunConfig):
 
 @dataclass
 class DinoExperimentConfig:
-    """Everything `dino-speech train dino` needs; one YAML file under `recipes/`."""
+    """Everything `dino-speech train dino` needs; one YAML file under `configs/`."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: EncoderConfig = field(default_factory=EncoderConfig)

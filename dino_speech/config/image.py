@@ -49,7 +49,7 @@ BACKBONES: tuple[str, ...] = typing.get_args(Backbone)
 
 @dataclass
 class ImageTrainConfig:
-    """One image SSL run (``dino-speech image train``; e.g. ``recipes/image_simsiam.yaml``).
+    """One image SSL run (``dino-speech image train``; e.g. ``configs/image_simsiam.yaml``).
 
     ``None`` fields take the dataset's defaults (see :func:`dino_speech.image.train.resolve`):
     backbone small_cnn, head_scale small, optimizer adamw, weight_decay 1e-4 for digits;

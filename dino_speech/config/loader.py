@@ -4,7 +4,7 @@ One YAML file describes one experiment. Loading is strict: an unknown or mistype
 value of the wrong type, raises :class:`~dino_speech.errors.ConfigError` naming the key and
 listing the valid ones. Overrides on the command line use dotted paths::
 
-    dino-speech train dino --config recipes/mini.yaml --exp-dir exp/mini train.epochs=3 \
+    dino-speech train dino --config configs/mini.yaml --exp-dir exp/mini train.epochs=3 \
         optim.lr=0.01 data.crops.num_local=2
 
 Values in overrides are parsed as YAML scalars (``3`` is an int, ``[2, 4]`` a list, ``null``

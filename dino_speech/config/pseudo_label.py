@@ -1,6 +1,6 @@
 """The pseudo-labeling experiment (``dino-speech pseudo-label run``): cluster, fine-tune, repeat.
 
-One YAML file under ``recipes/pseudo_label_*.yaml``; its ``data`` and ``train`` sections are
+One YAML file under ``configs/pseudo_label_*.yaml``; its ``data`` and ``train`` sections are
 the shared :class:`~dino_speech.config.sections.AudioDataConfig` and
 :class:`~dino_speech.config.sections.RunConfig` with their own defaults.
 """
@@ -259,7 +259,7 @@ class PseudoLabelTrainConfig(RunConfig):
 class PseudoLabelConfig:
     """Iterative pseudo-labeling: cluster the embeddings, fine-tune on the clusters, repeat.
 
-    One YAML file under ``recipes/pseudo_label_*.yaml``; run by ``dino-speech pseudo-label
+    One YAML file under ``configs/pseudo_label_*.yaml``; run by ``dino-speech pseudo-label
     run`` starting from a DINO experiment (:mod:`dino_speech.pseudo_label.loop`).
     """
 

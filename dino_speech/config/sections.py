@@ -1,7 +1,7 @@
 """Config sections that more than one experiment uses.
 
 * :class:`FbankConfig` and :class:`EncoderConfig`: what a trained embedder is made of (the
-  DINO recipe sets them; pseudo-labeling reads them back from the init model's package).
+  DINO config sets them; pseudo-labeling reads them back from the init model's package).
 * :class:`AugmentConfig`: the waveform augmentation of DINO and of fine-tuning.
 * :class:`AudioDataConfig`: the ``data`` keys both speech experiments share (training cuts,
   noise and RIR manifests, batches, workers, augmentation); the DINO section

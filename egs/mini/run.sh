@@ -5,7 +5,7 @@
 #
 #   stage 0: generate the synthetic corpus (dino-speech prepare synthetic)
 #   stage 1: baseline: embed with the built-in logmel-stats model, score the test trials
-#   stage 2: DINO training with recipes/mini.yaml (time budget: --dino-minutes)
+#   stage 2: DINO training with configs/mini.yaml (time budget: --dino-minutes)
 #   stage 3: embed with the DINO teacher, score the test trials (EER, minDCF)
 #   stage 4: pseudo-labeling (cluster the embeddings, margin-softmax fine-tuning)
 #   stage 5: embed with the pseudo-labeled model, score the test trials
@@ -19,7 +19,7 @@
 #   egs/mini/run.sh --stage 3        # resume from stage 3
 # Every command skips work it has done with the same inputs and settings, so a rerun of a
 # finished recipe only prints the table; delete an output (or EXP_DIR) to redo it.
-# Recipes (YAML): recipes/mini.yaml (DINO) and recipes/pseudo_label_mini.yaml.
+# Configs: configs/mini.yaml (DINO) and configs/pseudo_label_mini.yaml.
 set -euo pipefail
 
 stage=0                 # first stage to run
@@ -33,13 +33,13 @@ utts_per_speaker=20     # corpus: utterances per speaker
 duration_range=2,6      # corpus: utterance length range in seconds, MIN,MAX
 test_speakers=""        # corpus: speakers held out for testing (empty: a quarter)
 seed=0                  # corpus seed
-dino_config=""          # DINO recipe (empty: recipes/mini.yaml of this repository)
+dino_config=""          # DINO config (empty: configs/mini.yaml of this repository)
 dino_minutes=5          # DINO training time budget in minutes (train.max_minutes)
-dino_overrides=""       # extra KEY=VALUE overrides of the DINO recipe, space-separated
-pl_config=""            # pseudo-label recipe (empty: recipes/pseudo_label_mini.yaml)
+dino_overrides=""       # extra KEY=VALUE overrides of the DINO config, space-separated
+pl_config=""            # pseudo-label config (empty: configs/pseudo_label_mini.yaml)
 pl_rounds=1             # pseudo-labeling rounds
 pl_minutes=""           # time budget of each fine-tuning stage in minutes (empty: none)
-pl_overrides=""         # extra KEY=VALUE overrides of the pseudo-label recipe, space-separated
+pl_overrides=""         # extra KEY=VALUE overrides of the pseudo-label config, space-separated
 classifier=logreg       # emotion probe: logreg or mlp
 # shellcheck disable=SC2034  # read by parse_options.sh for --help
 help_message="The mini recipe: DINO, pseudo-labeling, speaker verification and emotion
@@ -52,8 +52,8 @@ recognition on the built-in synthetic corpus, on CPU (stages: see the top of $0)
 
 check_arguments "$@"
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-dino_config=${dino_config:-$repo/recipes/mini.yaml}
-pl_config=${pl_config:-$repo/recipes/pseudo_label_mini.yaml}
+dino_config=${dino_config:-$repo/configs/mini.yaml}
+pl_config=${pl_config:-$repo/configs/pseudo_label_mini.yaml}
 read -r -a dino_extra <<< "$dino_overrides"
 read -r -a pl_extra <<< "$pl_overrides"
 absolute_dirs data_dir exp_dir

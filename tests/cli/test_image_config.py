@@ -1,4 +1,4 @@
-"""``dino-speech image``: --config recipes, dotted overrides and shortcut options, one loader."""
+"""``dino-speech image``: --config files, dotted overrides and shortcut options, one loader."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from dino_speech.config import image as image_schema
 from dino_speech.image import backbones, data, heads, methods, study_config
 
 REPO = Path(__file__).resolve().parents[2]
-RECIPE = REPO / "recipes" / "image_simsiam.yaml"
+RECIPE = REPO / "configs" / "image_simsiam.yaml"
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_config_then_overrides_then_shortcuts(captured: dict[str, Any], tmp_path
     res = runner.invoke(cli, [*args, "--batch-size", "128", "--out-dir", str(tmp_path / "o y")])
     assert res.exit_code == 0, res.output
     cfg = captured["cfg"]
-    assert (cfg.method, cfg.predictor) == ("simsiam", "offdiag_identity")  # the recipe
+    assert (cfg.method, cfg.predictor) == ("simsiam", "offdiag_identity")  # the config
     assert (cfg.epochs, cfg.lr) == (3, 0.002)  # overrides
     assert cfg.batch_size == 128  # the shortcut is applied last
     assert cfg.out_dir == str(tmp_path / "o y")
@@ -130,4 +130,4 @@ def test_choices_are_the_registries() -> None:
     assert study_config.StudyConfig is StudyConfig
     assert image_train.ImageTrainConfig is ImageTrainConfig
     help_text = CliRunner().invoke(cli, ["image", "train", "--help"]).output
-    assert "[byol|simsiam|barlow|vicreg]" in help_text and "recipes/image_simsiam.yaml" in help_text
+    assert "[byol|simsiam|barlow|vicreg]" in help_text and "configs/image_simsiam.yaml" in help_text

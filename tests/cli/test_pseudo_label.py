@@ -1,4 +1,4 @@
-"""``dino-speech pseudo-label run``: help, recipes, user errors, a run."""
+"""``dino-speech pseudo-label run``: help, configs, user errors, a run."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from dino_speech.models.embedder_file import save_embedder
 from dino_speech.models.registry import build_encoder
 
 REPO = Path(__file__).resolve().parents[2]
-RECIPES = sorted((REPO / "recipes").glob("pseudo_label_*.yaml"))
+RECIPES = sorted((REPO / "configs").glob("pseudo_label_*.yaml"))
 
 
 def run(args: list[str]) -> tuple[int, str]:
@@ -32,7 +32,7 @@ def run(args: list[str]) -> tuple[int, str]:
 
 @pytest.fixture()
 def setup(synthetic_corpus: Path, tmp_path: Path) -> tuple[Path, Path]:
-    """A tiny recipe (evaluation only needs the test cuts) and an untrained init model."""
+    """A tiny config (evaluation only needs the test cuts) and an untrained init model."""
     features = FbankConfig(num_mel_bins=24, mean_norm="utterance")
     spec = EncoderConfig("resnet_tiny", {"base_channels": 4, "embed_dim": 16})
     torch.manual_seed(0)
@@ -63,7 +63,7 @@ def test_help_explains_the_command() -> None:
     assert code == 0 and "run" in out
 
 
-def test_recipes_load() -> None:
+def test_configs_load() -> None:
     names = {p.name for p in RECIPES}
     assert {
         "pseudo_label_mini.yaml",
@@ -136,7 +136,7 @@ def _clusterable(tmp_path: Path) -> tuple[Path, Path, list[str]]:
 
 def test_cluster_writes_labels_and_summary(tmp_path: Path) -> None:
     npz, utt2spk, ids = _clusterable(tmp_path)
-    recipe = REPO / "recipes" / "pseudo_label_ecapa_c512.yaml"
+    recipe = REPO / "configs" / "pseudo_label_ecapa_c512.yaml"
     out = tmp_path / "clusters"
     code, output = run(
         [
@@ -159,7 +159,7 @@ def test_cluster_writes_labels_and_summary(tmp_path: Path) -> None:
     assert len(lines) == summary["kept"] and {line.split()[0] for line in lines} <= set(ids)
     assert summary["utterances"] == 240 and summary["speakers"] == 12
     assert summary["nmi"] > 0.95 and summary["purity"] > 0.95 and summary["kept_fraction"] > 0.9
-    assert summary["config"]["min_size"] == 4  # the override, on top of the recipe
+    assert summary["config"]["min_size"] == 4  # the override, on top of the config
     assert f"NMI {summary['nmi']:.4f}" in output
 
 

@@ -319,7 +319,7 @@ def test_voxceleb_recipe_on_a_fake_corpus(tmp_path: Path) -> None:
     tiny_dino = f"{TINY_DINO} data.min_duration=0 model.name=resnet_tiny dino.out_dim=64"
     args = [
         "--vox1-dir", str(vox1), "--vox2-dir", str(vox2), "--ngpu", "0", "--nj", "1",
-        "--dino-overrides", tiny_dino, "--pl-config", str(REPO / "recipes/pseudo_label_mini.yaml"),
+        "--dino-overrides", tiny_dino, "--pl-config", str(REPO / "configs/pseudo_label_mini.yaml"),
         "--pl-rounds", "1", "--pl-overrides", TINY_PL.replace("num_clusters=4", "num_clusters=3"),
         "--cohort-size", "10", "--top-n", "5",
     ]  # fmt: skip

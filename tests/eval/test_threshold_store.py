@@ -90,7 +90,7 @@ def test_threshold_from_the_output_of_score(tmp_path):
     assert got.threshold == pytest.approx(thr, abs=5e-5)  # printed with 4 decimals
     assert got.eer == pytest.approx(100 * eer, abs=5e-4)
     assert got.trials == str(tmp_path / "trials")
-    # the --json line alone (a recipe's BASE.json) has no threshold: say so
+    # the --json line alone (what `score --json` prints) has no threshold: say so
     (tmp_path / "score.json").write_text(result.output.splitlines()[-1])
     with pytest.raises(DataError, match="holds no threshold"):
         threshold_from_file(tmp_path / "score.json")

@@ -12,7 +12,7 @@ from dino_speech.config import DinoExperimentConfig, load_config, save_config
 
 REPO = Path(__file__).resolve().parents[2]
 NAMES = ("dino_lresnet34_paper.yaml", "dino_ecapa_c512.yaml", "mini.yaml")
-RECIPES = [REPO / "recipes" / name for name in NAMES]
+RECIPES = [REPO / "configs" / name for name in NAMES]
 
 
 def run(args: list[str]) -> tuple[int, str]:
@@ -28,12 +28,12 @@ def test_help_explains_overrides() -> None:
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
-def test_recipes_load(recipe: Path) -> None:
+def test_configs_load(recipe: Path) -> None:
     cfg = load_config(DinoExperimentConfig, recipe)
     assert cfg.data.train_cuts
 
 
-def test_recipes_hold_the_reference_settings() -> None:
+def test_configs_hold_the_reference_settings() -> None:
     cfg = load_config(
         DinoExperimentConfig, RECIPES[1] if "lresnet" in RECIPES[1].name else RECIPES[0]
     )

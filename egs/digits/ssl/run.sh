@@ -8,8 +8,8 @@
 # Stages 1-2 take about 2 minutes on two quiet CPU cores; stage 3 adds about 20 seconds.
 # `image train` does nothing for a method already trained with the same settings (its
 # metrics.json), so a rerun only prints the table; stage 3 runs the study again each time.
-# Settings: the options below, as shortcuts of `dino-speech image train` (no recipe YAML;
-# recipes/image_simsiam.yaml shows the same keys as a file).
+# Settings: the options below, as shortcuts of `dino-speech image train` (no config YAML;
+# configs/image_simsiam.yaml shows the same keys as a file).
 set -euo pipefail
 
 stage=1              # first stage to run

@@ -22,8 +22,8 @@
 #   egs/speechocean762/dino/run.sh --corpus-dir DIR --ceiling true    # + the ceiling row
 #   egs/speechocean762/dino/run.sh --corpus-dir my_audio --speaker-regex '^(?P<speaker>[^_]+)_'
 # Every command skips work it has done with the same inputs and settings, so a rerun only
-# prints the table; --stage N resumes at stage N. Recipes (YAML): recipes/speechocean_dino.yaml,
-# recipes/speechocean_pl.yaml, recipes/speechocean_ceiling.yaml.
+# prints the table; --stage N resumes at stage N. Recipes (YAML): configs/speechocean_dino.yaml,
+# configs/speechocean_pl.yaml, configs/speechocean_ceiling.yaml.
 set -euo pipefail
 
 stage=0                 # first stage to run
@@ -36,19 +36,19 @@ exp_dir=exp/speechocean762    # where models, embeddings, scores and results.md 
 nj=2                    # parallel jobs: header reading, audio reader workers
 device=cpu              # cpu, cuda, or auto (CUDA when available)
 seed=0                  # speaker split and non-target trial sampling
-dino_config=""          # DINO recipe (empty: recipes/speechocean_dino.yaml of this repository)
+dino_config=""          # DINO config (empty: configs/speechocean_dino.yaml of this repository)
 dino_minutes=20         # DINO training time budget in minutes (the schedule ends with it)
-dino_overrides=""       # extra KEY=VALUE overrides of the DINO recipe, space-separated
-pl_config=""            # pseudo-label recipe (empty: recipes/speechocean_pl.yaml)
+dino_overrides=""       # extra KEY=VALUE overrides of the DINO config, space-separated
+pl_config=""            # pseudo-label config (empty: configs/speechocean_pl.yaml)
 pl_rounds=2             # pseudo-labeling rounds
 pl_minutes=""           # time budget of each fine-tuning stage in minutes (empty: the recipe's)
-pl_overrides=""         # extra KEY=VALUE overrides of the pseudo-label recipe, space-separated
+pl_overrides=""         # extra KEY=VALUE overrides of the pseudo-label config, space-separated
 ceiling=false           # true: also train the supervised ceiling (stage 6)
 asnorm=true             # true: also score with AS-norm, the training utterances as cohort
 asnorm_top_n=300        # cohort scores AS-norm averages per utterance
-ceiling_config=""       # its recipe (empty: recipes/speechocean_ceiling.yaml)
+ceiling_config=""       # its config (empty: configs/speechocean_ceiling.yaml)
 ceiling_minutes=""      # its time budget in minutes (empty: --dino-minutes)
-ceiling_overrides=""    # extra KEY=VALUE overrides of the ceiling recipe, space-separated
+ceiling_overrides=""    # extra KEY=VALUE overrides of the ceiling config, space-separated
 # shellcheck disable=SC2034  # read by parse_options.sh for --help
 help_message="DINO + pseudo-labeling on real speech, label-free, scored on held-out speakers
 (stages: see the top of $0)."
@@ -60,9 +60,9 @@ help_message="DINO + pseudo-labeling on real speech, label-free, scored on held-
 
 check_arguments "$@"
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
-dino_config=${dino_config:-$repo/recipes/speechocean_dino.yaml}
-pl_config=${pl_config:-$repo/recipes/speechocean_pl.yaml}
-ceiling_config=${ceiling_config:-$repo/recipes/speechocean_ceiling.yaml}
+dino_config=${dino_config:-$repo/configs/speechocean_dino.yaml}
+pl_config=${pl_config:-$repo/configs/speechocean_pl.yaml}
+ceiling_config=${ceiling_config:-$repo/configs/speechocean_ceiling.yaml}
 ceiling_minutes=${ceiling_minutes:-$dino_minutes}
 read -r -a dino_extra <<< "$dino_overrides"
 read -r -a pl_extra <<< "$pl_overrides"

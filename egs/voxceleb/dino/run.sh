@@ -32,12 +32,12 @@ data_dir=data           # prepared corpora: DATA_DIR/{voxceleb,musan,rirs}
 exp_dir=exp/voxceleb_dino # models, embeddings, scores, exports and results.md
 ngpu=8                  # GPUs (torchrun processes); 0 trains and embeds in one CPU process
 nj=8                    # data preparation processes; audio reader workers per process
-dino_config=""          # DINO recipe (empty: recipes/dino_lresnet34_paper.yaml)
-dino_overrides=""       # extra KEY=VALUE overrides of the DINO recipe, space-separated
+dino_config=""          # DINO config (empty: configs/dino_lresnet34_paper.yaml)
+dino_overrides=""       # extra KEY=VALUE overrides of the DINO config, space-separated
 average_last=0          # >1: average the teacher over the last K epochs (train.average_last)
-pl_config=""            # pseudo-label recipe (empty: recipes/pseudo_label_lresnet34.yaml)
+pl_config=""            # pseudo-label config (empty: configs/pseudo_label_lresnet34.yaml)
 pl_rounds=2             # pseudo-labeling rounds
-pl_overrides=""         # extra KEY=VALUE overrides of the pseudo-label recipe, space-separated
+pl_overrides=""         # extra KEY=VALUE overrides of the pseudo-label config, space-separated
 trials="vox1_o_clean vox1_e_clean vox1_h_clean" # trial lists to score (DATA_DIR/voxceleb/*/trials_*)
 cohort_size=20000       # AS-norm cohort: random VoxCeleb2 dev utterances
 top_n=300               # AS-norm: top cohort scores per utterance
@@ -54,8 +54,8 @@ help_message="DINO + iterative pseudo-labeling on VoxCeleb2 dev, scored on VoxCe
 
 check_arguments "$@"
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
-dino_config=${dino_config:-$repo/recipes/dino_lresnet34_paper.yaml}
-pl_config=${pl_config:-$repo/recipes/pseudo_label_lresnet34.yaml}
+dino_config=${dino_config:-$repo/configs/dino_lresnet34_paper.yaml}
+pl_config=${pl_config:-$repo/configs/pseudo_label_lresnet34.yaml}
 read -r -a dino_extra <<< "$dino_overrides"
 read -r -a pl_extra <<< "$pl_overrides"
 absolute_dirs data_dir exp_dir
@@ -107,7 +107,7 @@ if run_stage 0; then
 fi
 
 # (after stage 0, which creates what these look for)
-# augmentation manifests that exist, as overrides of the DINO / pseudo-label recipes
+# augmentation manifests that exist, as overrides of the DINO / pseudo-label configs
 augment_overrides=()
 for corpus in musan rirs; do
   key=$([ "$corpus" = musan ] && echo musan_cuts || echo rir_cuts)
