@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from dino_speech.audio import AudioError, audio_info
 from dino_speech.data.manifests import write_kaldi_lists, write_manifests
 from dino_speech.errors import DataError
+from dino_speech.file_io import atomic_write_text
 
 __all__ = [
     "LABEL_KEYS",
@@ -334,6 +335,4 @@ class Stamp:
             "summary": summary,
             "seconds": round(time.monotonic() - self.started, 1),  # wall time of the run
         }
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-        tmp.replace(self.path)
+        atomic_write_text(self.path, json.dumps(record, indent=1) + "\n")

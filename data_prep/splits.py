@@ -30,6 +30,7 @@ from data_prep.voxceleb import write_kaldi_trials
 from dino_speech.audio import AudioError, audio_info, read_audio
 from dino_speech.data.manifests import cut_label
 from dino_speech.errors import DataError
+from dino_speech.file_io import atomic_write_text
 
 __all__ = [
     "Split",
@@ -101,11 +102,8 @@ def too_short(duration: float, min_duration: float) -> str | None:
 
 def write_skipped(path: Path, skipped: Iterable[tuple[str, str]]) -> Path:
     """Write ``name<TAB>reason`` lines (sorted; the file is empty when nothing was skipped)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     lines = sorted(f"{name}\t{' '.join(reason.split())}\n" for name, reason in skipped)
-    tmp.write_text("".join(lines), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, "".join(lines))
     return path
 
 

@@ -48,6 +48,7 @@ from data_prep.synth.voice import SpeakerTraits
 from dino_speech.audio import write_audio
 from dino_speech.data.manifests import manifest_path
 from dino_speech.errors import ConfigError, DataError
+from dino_speech.file_io import atomic_write_text
 
 __all__ = ["CORPUS", "SAMPLE_RATE", "prepare_synthetic"]
 
@@ -292,7 +293,7 @@ def prepare_synthetic(
     }
     record["complete"] = True
     record["seconds"] = round(time.monotonic() - started, 1)  # wall time of the generation
-    (out / "corpus.json").write_text(json.dumps(record, indent=2) + "\n")
+    atomic_write_text(out / "corpus.json", json.dumps(record, indent=2) + "\n")
     return _summary(record, out, skipped=False)
 
 

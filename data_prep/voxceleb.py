@@ -63,6 +63,7 @@ from data_prep.corpus import (
     write_parts,
 )
 from dino_speech.errors import DataError
+from dino_speech.file_io import atomic_path
 
 __all__ = [
     "TRIAL_LISTS",
@@ -136,12 +137,9 @@ def read_voxceleb_trials(path: Path) -> list[tuple[str, str, bool]]:
 
 def write_kaldi_trials(path: Path, trials: list[tuple[str, str, bool]]) -> Path:
     """Write ``utt1 utt2 target|nontarget`` lines (atomically)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
         for utt1, utt2, target in trials:
             f.write(f"{utt1} {utt2} {'target' if target else 'nontarget'}\n")
-    tmp.replace(path)
     return path
 
 
