@@ -147,9 +147,7 @@ def test_mini_recipe_end_to_end_then_rerun_is_a_no_op(
     assert "already trained" in second.stdout and "pseudo-labeling already done" in second.stdout
     # embeddings and scores of 3 models, 3 emotion probes
     assert second.stdout.count("up to date") == 9
-    assert not re.search(
-        r"wrote \d+ embeddings|^EER: |micro-F1 \(accuracy\)", second.stdout, re.M
-    )
+    assert not re.search(r"wrote \d+ embeddings|^EER: |micro-F1 \(accuracy\)", second.stdout, re.M)
     assert _mtimes(tmp_path) == before
     assert (exp / "results.md").read_text() == table
 
