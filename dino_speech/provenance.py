@@ -5,6 +5,9 @@ leaving it to the stage scripts: beside the output they write a record of the re
 settings, and the identity (path, size, modification time) of every input file -- and a rerun
 whose request is equal, with the output still there, only says so. Stage scripts can then call
 the commands every time and show the real command lines.
+
+The inputs are the files a command is given (lists, manifests, models), not the audio a list
+names: as with make, an audio file rewritten in place under an unchanged list is not noticed.
 """
 
 from __future__ import annotations

@@ -142,7 +142,8 @@ def embed(
     """Embed audio with a trained model into Kaldi xvector.ark/xvector.scp.
 
     Give the audio as --wav-scp, --cuts, --shar-dir or file arguments (id = file name).
-    A rerun of the same request (model file, lists, settings: OUT/embed.json) does nothing.
+    A rerun of the same request (model file, lists, settings: OUT/embed.json) does nothing;
+    audio files changed in place under an unchanged list are not noticed (use --force).
     Examples:
 
     \b
