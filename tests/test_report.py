@@ -86,3 +86,5 @@ def test_cli_prints_and_writes_the_table(exp: Path, tmp_path: Path) -> None:
     assert out.read_text() == result.output
     bad = CliRunner().invoke(cli, ["report", "--row", "x", str(exp), "--columns", "nope"])
     assert bad.exit_code == 2 and bad.output.startswith("Error: unknown column 'nope'")
+    none = CliRunner().invoke(cli, ["report"])
+    assert none.exit_code == 2 and "give at least one --row LABEL DIR" in none.output

@@ -28,7 +28,8 @@ Example (the rows of egs/mini/run.sh):
     help="A row: its label and the folder of its score.json / asnorm.json (score "
     "--json-out) and emotion.json (eval-emotion --json-out). The label may name the "
     "model's {model}, {steps}, {planned_steps}, {total_steps}, {epochs_done} (from the "
-    "training run's summary.json). Rows with none of the files are left out. Repeatable.",
+    "training run's summary.json). A row with no value (none of its files there) is "
+    "left out. Repeatable; at least one.",
 )
 @click.option(
     "--columns",
@@ -75,6 +76,8 @@ def report(
     from dino_speech.file_io import atomic_write_text
     from dino_speech.report import Row, results_table
 
+    if not rows:
+        raise click.UsageError("give at least one --row LABEL DIR")
     names = [c.strip() for c in columns.split(",") if c.strip()]
     table = results_table(
         [Row(label, folder) for label, folder in rows],
