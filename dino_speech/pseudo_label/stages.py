@@ -25,7 +25,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from dino_speech.file_io import atomic_path, atomic_write_text
-from dino_speech.provenance import file_id
+from dino_speech.provenance import file_id, read_record
 from dino_speech.train.distributed import DistContext, all_gather_objects
 
 __all__ = [
@@ -152,12 +152,7 @@ def copy_if_changed(src: Path, dst: Path) -> None:
         shutil.copyfile(src, tmp)
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object in ``path``, or None when it is missing or unreadable."""
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+read_json = read_record  # the JSON object in a file, None when missing or unreadable
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from prepare_cli import one_error_line, run_prepare
 
 from data_prep import corpus as corpus_module
 from data_prep.audio_folder import prepare_audio_folder, utterance_ids
@@ -17,6 +16,7 @@ from data_prep.splits import Split
 from dino_speech.data.manifests import load_cuts, read_kaldi_list
 from dino_speech.errors import DataError
 from dino_speech.eval.trials import read_trials
+from tests.data_prep.prepare_cli import one_error_line, run_prepare
 from tests.fakes import wav
 
 BY_FOLDER = r"(?P<speaker>[^/]+)/[^/]+$"

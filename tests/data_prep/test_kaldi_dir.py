@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 from lhotse import SupervisionSet
-from prepare_cli import one_error_line, run_prepare
 
 from data_prep import corpus as corpus_module
 from data_prep.kaldi_dir import prepare_kaldi_dir
@@ -18,6 +17,7 @@ from dino_speech.audio import read_audio, read_cut
 from dino_speech.data.manifests import load_cuts, read_kaldi_list
 from dino_speech.errors import DataError
 from dino_speech.eval.trials import read_trials
+from tests.data_prep.prepare_cli import one_error_line, run_prepare
 from tests.fakes import wav
 
 

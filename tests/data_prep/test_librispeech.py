@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from prepare_cli import one_error_line, run_prepare
 
 from data_prep.librispeech import prepare_librispeech_corpus
 from dino_speech.data.manifests import load_cuts, read_kaldi_list
 from dino_speech.errors import DataError
 from dino_speech.eval.trials import read_trials
+from tests.data_prep.prepare_cli import one_error_line, run_prepare
 from tests.fakes import wav
 
 SPEAKERS = {"dev-clean": ("84", "174", "251"), "train-clean-100": ("19", "26")}

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from prepare_cli import one_error_line, run_prepare
 
 from data_prep.rirs import prepare_rirs
 from dino_speech.data.manifests import load_cuts, read_kaldi_list
 from dino_speech.errors import DataError
+from tests.data_prep.prepare_cli import one_error_line, run_prepare
 from tests.fakes import make_rirs
 
 SIMULATED = {

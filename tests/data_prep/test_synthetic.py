@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from prepare_cli import one_error_line, run_prepare
 
 from data_prep.synth.channel import Channel, apply_channel, sample_channel
 from data_prep.synth.phones import articulate
@@ -27,6 +26,7 @@ from data_prep.synthetic import prepare_synthetic
 from dino_speech.audio import audio_info, read_audio
 from dino_speech.data.manifests import cut_label, load_cuts, read_kaldi_list
 from dino_speech.errors import ConfigError, DataError
+from tests.data_prep.prepare_cli import one_error_line, run_prepare
 
 SR = 16000
 TINY = {"num_speakers": 4, "utts_per_speaker": 3, "duration_range": (0.6, 1.0)}
