@@ -26,6 +26,7 @@ from torch import nn
 
 from dino_speech.config import FbankConfig
 from dino_speech.data.features_speechbrain import SpeechbrainFbank
+from dino_speech.data.wave_batch import batch_lengths, length_mask
 from dino_speech.errors import ConfigError
 
 __all__ = [
@@ -90,7 +91,7 @@ def utterance_mean_norm(feats: torch.Tensor, frame_lengths: torch.Tensor) -> tor
     """Subtract from each ``(B, T, F)`` sequence the mean of its first ``frame_lengths`` frames."""
     if _all_full(feats, frame_lengths):
         return feats - feats.mean(dim=1, keepdim=True)
-    mask = _valid_mask(frame_lengths, feats.shape[1]).unsqueeze(-1)
+    mask = length_mask(frame_lengths, feats.shape[1]).unsqueeze(-1)
     count = frame_lengths.clamp(min=1).to(feats.dtype)[:, None, None]
     mean = (feats * mask).sum(dim=1, keepdim=True) / count
     return (feats - mean) * mask
@@ -147,10 +148,10 @@ def sliding_mean_norm(
         index_start = start.unsqueeze(-1).expand(-1, -1, bins)
         window_sum = csum.gather(1, index_end) - csum.gather(1, index_start)
     if exporting:
-        return (centred - window_sum / count) * _valid_mask(frame_lengths, frames).unsqueeze(-1)
+        return (centred - window_sum / count) * length_mask(frame_lengths, frames).unsqueeze(-1)
     centred.sub_(window_sum.div_(count))
     if not _all_full(feats, frame_lengths):
-        centred.masked_fill_(~_valid_mask(frame_lengths, frames).unsqueeze(-1), 0.0)
+        centred.masked_fill_(~length_mask(frame_lengths, frames).unsqueeze(-1), 0.0)
     return centred
 
 
@@ -171,11 +172,6 @@ def _mel_bands(banks: torch.Tensor, block: int) -> list[tuple[int, int, int, int
         lo, hi = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, 1)
         bands.append((j0, j1, lo, hi))
     return bands
-
-
-def _valid_mask(frame_lengths: torch.Tensor, frames: int) -> torch.Tensor:
-    t = torch.arange(frames, device=frame_lengths.device)
-    return (t[None, :] < frame_lengths[:, None]).to(frame_lengths.device)
 
 
 class Fbank(nn.Module):
@@ -236,22 +232,16 @@ class Fbank(nn.Module):
     def forward(
         self, waves: torch.Tensor, lengths: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if waves.dim() != 2:
-            raise ValueError(f"Fbank expects waves of shape (B, S), got {tuple(waves.shape)}")
-        batch, samples = waves.shape
-        device = waves.device
-        if lengths is None:
-            lengths = torch.full((batch,), samples, dtype=torch.long, device=device)
-        lengths = lengths.to(device=device, dtype=torch.long).clamp(max=samples)
+        lengths, _ = batch_lengths(waves, lengths, "Fbank")
         frame_lengths = self.frame_lengths(lengths)
-        with torch.autocast(device_type=device.type, enabled=False):
+        with torch.autocast(device_type=waves.device.type, enabled=False):
             feats = self._log_mel(waves.float())
             if self.cfg.mean_norm == "utterance":
                 feats = utterance_mean_norm(feats, frame_lengths)
             elif self.cfg.mean_norm == "sliding":
                 feats = sliding_mean_norm(feats, frame_lengths, self.cfg.mean_norm_window)
             else:
-                feats = feats * _valid_mask(frame_lengths, feats.shape[1]).unsqueeze(-1)
+                feats = feats * length_mask(frame_lengths, feats.shape[1]).unsqueeze(-1)
         return feats, frame_lengths
 
     def _log_mel(self, waves: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from dino_speech.config import FbankConfig
+from dino_speech.data.wave_batch import batch_lengths, length_mask
 from dino_speech.errors import ConfigError
 
 __all__ = ["SpeechbrainFbank", "relative_lengths"]
@@ -81,30 +82,20 @@ class SpeechbrainFbank(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         from speechbrain.processing.features import spectral_magnitude
 
-        if waves.dim() != 2:
-            raise ValueError(f"SpeechbrainFbank expects waves (B, S), got {tuple(waves.shape)}")
-        batch, samples = waves.shape
-        device = waves.device
-        if lengths is None:
-            lengths = torch.full((batch,), samples, dtype=torch.long, device=device)
-        lengths = lengths.to(device=device, dtype=torch.long).clamp(max=samples)
+        lengths, samples = batch_lengths(waves, lengths, "SpeechbrainFbank")
         frame_lengths = self.frame_lengths(lengths)
         sb = self.fbank
-        with torch.autocast(device_type=device.type, enabled=False):
+        with torch.autocast(device_type=waves.device.type, enabled=False):
             # whatever lies past a row's length is zero, as the centred STFT pads it alone
-            waves = waves.float() * (_frame_mask(lengths, samples) * self.cfg.wave_scale)
+            waves = waves.float() * (length_mask(lengths, samples) * self.cfg.wave_scale)
             spec = spectral_magnitude(sb.compute_STFT(waves))
-            mask = _frame_mask(frame_lengths, spec.shape[1]).unsqueeze(-1)  # (B, T, 1)
+            mask = length_mask(frame_lengths, spec.shape[1]).unsqueeze(-1)  # (B, T, 1)
             # Padded frames (partly over the item's tail) would raise its top_db floor.
             feats = sb.compute_fbanks(spec * mask)
             if self.norm is not None:
                 feats = self.norm(feats, relative_lengths(frame_lengths, feats.shape[1]))
             feats = feats * mask
         return feats, frame_lengths
-
-
-def _frame_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
-    return torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]
 
 
 def relative_lengths(lengths: torch.Tensor, frames: int) -> torch.Tensor:
