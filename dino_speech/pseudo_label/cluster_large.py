@@ -42,7 +42,13 @@ from scipy.spatial.distance import squareform
 from tqdm.auto import tqdm
 
 from dino_speech.config import ClusterConfig
-from dino_speech.pseudo_label.kmeans import KMeansResult, _faiss, kmeans, resolve_backend
+from dino_speech.pseudo_label.kmeans import (
+    KMeansResult,
+    _faiss,
+    faiss_iterations,
+    kmeans,
+    resolve_backend,
+)
 from dino_speech.vectors import l2_normalize
 
 __all__ = [
@@ -88,29 +94,17 @@ def precluster_ivf(
     index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
     index.nprobe = cfg.ivf_nprobe
     params = faiss.ClusteringParameters()
-    params.niter = 1  # one iteration per train() call, as in cluster._faiss_kmeans
+    params.niter = 1  # one iteration per train() call (see faiss_iterations)
     params.spherical = True
     params.seed = int(cfg.seed) % (2**31)
     params.min_points_per_centroid = 1
     params.max_points_per_centroid = n  # no subsampling: every point takes part
     clus = faiss.Clustering(d, k, params)
     desc = f"k-means (faiss IVF, k={k}, {nlist} lists, nprobe {cfg.ivf_nprobe})"
-    previous = None
-    bar = tqdm(range(cfg.kmeans_iters), desc=desc, unit="it", disable=not progress)
-    for _ in bar:
-        clus.train(Z, index)
-        stats = clus.iteration_stats
-        objective = stats.at(stats.size() - 1).obj
-        bar.set_postfix(objective=f"{objective:.6g}")
-        if previous is not None and abs(objective - previous) <= cfg.kmeans_tol * abs(previous):
-            break
-        previous = objective
-    bar.close()
-    centroids = faiss.vector_float_to_array(clus.centroids).reshape(k, d)
-    index.reset()
-    index.add(centroids)
-    _, nearest = index.search(Z, 1)
-    used, labels = np.unique(nearest[:, 0], return_inverse=True)
+    nearest, centroids = faiss_iterations(
+        clus, index, Z, cfg.kmeans_iters, cfg.kmeans_tol, desc, progress, reset_index=False
+    )
+    used, labels = np.unique(nearest, return_inverse=True)
     logger.info("k-means (faiss IVF): %d points -> %d pre-clusters", n, used.size)
     return labels.reshape(-1).astype(np.int64), centroids[used]
 

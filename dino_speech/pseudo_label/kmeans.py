@@ -14,7 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from sklearn.cluster import KMeans, MiniBatchKMeans
@@ -162,20 +162,43 @@ def _faiss_kmeans(
         params.init_method = faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS
     clus = faiss.Clustering(d, k, params)
     index = faiss.IndexFlatIP(d) if spherical else faiss.IndexFlatL2(d)
-    bar = tqdm(range(niter), desc=f"k-means (faiss, k={k})", unit="it", disable=not progress)
+    desc = f"k-means (faiss, k={k})"
+    return faiss_iterations(clus, index, X, niter, tol, desc, progress, reset_index=True)
+
+
+def faiss_iterations(
+    clus: Any,
+    index: Any,
+    X: np.ndarray,
+    iters: int,
+    tol: float,
+    desc: str,
+    progress: bool,
+    *,
+    reset_index: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train ``clus`` (a ``faiss.Clustering`` made with ``niter=1``: faiss resumes from its
+    centroids at every call) on ``X`` with ``index`` as the assignment step, one iteration per
+    call, until ``iters`` are done or the objective moves by at most ``tol`` (relative); then
+    assign every point to its nearest centroid. ``reset_index`` empties the index before each
+    iteration. Returns ``(nearest centroid (N,), centroids (k, D))``."""
+    faiss = _faiss()
+    assert faiss is not None
+    bar = tqdm(range(iters), desc=desc, unit="it", disable=not progress)
     previous = None
     for it in bar:
-        index.reset()
+        if reset_index:
+            index.reset()
         clus.train(X, index)
         stats = clus.iteration_stats
         objective = stats.at(stats.size() - 1).obj
-        bar.set_postfix(objective=f"{objective:.4g}")
+        bar.set_postfix(objective=f"{objective:.6g}")
         if previous is not None and abs(objective - previous) <= tol * abs(previous):
-            logger.debug("faiss k-means converged after %d iterations", it + 1)
+            logger.debug("%s: converged after %d iterations", desc, it + 1)
             break
         previous = objective
     bar.close()
-    centroids = faiss.vector_float_to_array(clus.centroids).reshape(k, d)
+    centroids = faiss.vector_float_to_array(clus.centroids).reshape(clus.k, X.shape[1])
     index.reset()
     index.add(centroids)
     _, nearest = index.search(X, 1)
