@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import platform
-import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +60,8 @@ def _clusters(quality: dict[str, Any]) -> str:
         text += f", NMI {quality['nmi']:.3f}, purity {quality['purity']:.3f}"
     return text + f", kept {100 * quality['coverage']:.0f}%"
 
+
+_RESULT_FILES = ("score.json", "asnorm.json", "emotion.json")  # what a row's folder may hold
 
 COLUMNS: dict[str, Column] = {
     "eer": Column("EER %", "score.json", lambda r: r["eer"], ".2f"),
@@ -108,8 +109,8 @@ def results_table(
     ]
     first_score: dict[str, Any] | None = None
     for row in rows:
-        files = {c.source: _record(row.folder, c.source) for c in cols if c.source}
-        model = _model_of(row.folder)
+        files = {name: read_record(row.folder / name) for name in _RESULT_FILES}
+        model = _model_of(files)
         cells = [c.cell(files[c.source] if c.source else _quality(model)) for c in cols]
         if all(cell == "-" for cell in cells):
             continue
@@ -142,14 +143,9 @@ def machine_info(device: str = "cpu") -> str:
     return text
 
 
-def _record(folder: Path, name: str) -> dict[str, Any] | None:
-    return read_record(folder / name) if name else None
-
-
-def _model_of(folder: Path) -> str | None:
+def _model_of(files: dict[str, dict[str, Any] | None]) -> str | None:
     """The model that made the embeddings a row's results were computed from."""
-    for name in ("score.json", "asnorm.json", "emotion.json"):
-        record = read_record(folder / name)
+    for record in files.values():
         if record and record.get("embeddings"):
             embed = read_record(Path(record["embeddings"]).parent / "embed.json")
             if embed is not None:
@@ -187,8 +183,7 @@ class _Facts(dict):
 
 
 def _fill(text: str, facts: dict[str, Any]) -> str:
-    names = {name for _, name, _, _ in string.Formatter().parse(text) if name}
-    return text.format_map(_Facts({k: v for k, v in facts.items() if k in names}))
+    return text.format_map(_Facts(facts))
 
 
 def _seconds(path: Path) -> str:
