@@ -19,7 +19,7 @@ from typing import Any
 
 from dino_speech.file_io import atomic_write_text
 
-__all__ = ["file_id", "read_record", "request", "up_to_date", "write_record"]
+__all__ = ["file_id", "finished", "read_record", "request", "write_record"]
 
 
 def file_id(path: str | Path | None) -> list[Any] | None:
@@ -54,11 +54,12 @@ def write_record(path: str | Path, made_from: Mapping[str, Any], **facts: Any) -
     atomic_write_text(path, json.dumps(record, indent=2, default=str) + "\n")
 
 
-def up_to_date(
+def finished(
     record_path: str | Path, made_from: Mapping[str, Any], outputs: Iterable[str | Path]
-) -> bool:
-    """Whether ``record_path`` holds this ``made_from`` and every output file exists."""
+) -> dict[str, Any] | None:
+    """The record in ``record_path`` when it holds this ``made_from`` and every output file
+    exists (the request is done: its facts are in the record); else None."""
     record = read_record(record_path)
     if record is None or record.get("made_from") != dict(made_from):
-        return False
-    return all(Path(p).exists() for p in outputs)
+        return None
+    return record if all(Path(p).exists() for p in outputs) else None

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from dino_speech.cli.options import FILE, model_option, progress_option, show_progress
-from dino_speech.provenance import request, up_to_date, write_record
+from dino_speech.provenance import finished, request, write_record
 
 
 @click.command()
@@ -200,7 +200,7 @@ def embed(
     )
     record = out_dir / "embed.json"
     whole = shard_spec is None
-    if whole and not force and up_to_date(record, made_from, [out_dir / "xvector.scp"]):
+    if whole and not force and finished(record, made_from, [out_dir / "xvector.scp"]) is not None:
         click.echo(
             f"embeddings up to date: {out_dir / 'xvector.scp'} ({record}; --force redoes them)"
         )

@@ -129,7 +129,7 @@ def eval_emotion(
     from dino_speech.data.manifests import read_kaldi_list
     from dino_speech.embedding_io import read_embeddings
     from dino_speech.eval.emotion import evaluate_labelled, plot_confusion
-    from dino_speech.provenance import read_record, request, up_to_date, write_record
+    from dino_speech.provenance import finished, request, write_record
 
     if test_labels is not None and (groups or folds != "auto"):
         raise click.UsageError(
@@ -139,8 +139,9 @@ def eval_emotion(
     keep = sorted(set(classes.replace(",", " ").split())) if classes else None
     settings = {"classifier": classifier, "folds": folds, "seed": seed, "classes": keep}
     outputs = [p for p in (json_out, confusion_plot, predictions_out) if p is not None]
-    if json_out is not None and up_to_date(json_out, request(settings, inputs), outputs):
-        micro = (read_record(json_out) or {}).get("micro_f1", float("nan"))
+    done = finished(json_out, request(settings, inputs), outputs) if json_out else None
+    if done is not None:
+        micro = done.get("micro_f1", float("nan"))
         click.echo(f"emotion probe up to date: {json_out} (micro-F1 {micro:.2f}%)")
         return
     ids, X = read_embeddings(embeddings)

@@ -189,13 +189,13 @@ def _up_to_date(
     path: Path, settings: dict, inputs: dict[str, Path | None], outputs: list[Path | None]
 ) -> bool:
     """Whether ``path`` holds this very result already (then say so, with its EER)."""
-    from dino_speech.provenance import read_record, request, up_to_date
+    from dino_speech.provenance import finished, request
 
     given = [v for v in inputs.values() if v is not None]
     wanted = [path, *(o for o in outputs if o is not None)]
-    if not up_to_date(path, request(settings, given), wanted):
+    record = finished(path, request(settings, given), wanted)
+    if record is None:
         return False
-    record = read_record(path) or {}
     click.echo(f"scores up to date: {path} (EER {record.get('eer', float('nan')):.3f}%)")
     return True
 

@@ -27,7 +27,7 @@ from dino_speech.image.backbones import build_backbone
 from dino_speech.image.data import ImageDataset, load_image_dataset
 from dino_speech.image.evaluate import evaluate_features, extract_features
 from dino_speech.image.methods import METHODS, PREDICTOR_METHODS, build_method
-from dino_speech.provenance import read_record, request, up_to_date
+from dino_speech.provenance import finished, request
 from dino_speech.ssl.schedules import half_cosine
 
 log = logging.getLogger(__name__)
@@ -241,9 +241,7 @@ def finished_run(cfg: ImageTrainConfig) -> dict[str, Any] | None:
         return None
     cfg = resolve(cfg)  # as the run saved it
     out = Path(cfg.out_dir)
-    if not up_to_date(out / "metrics.json", _request(cfg), [out / "encoder.pt"]):
-        return None
-    return read_record(out / "metrics.json")
+    return finished(out / "metrics.json", _request(cfg), [out / "encoder.pt"])
 
 
 def _request(cfg: ImageTrainConfig) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from dino_speech.config import PseudoLabelConfig, apply_overrides, save_config, 
 from dino_speech.errors import ConfigError, DataError
 from dino_speech.file_io import atomic_path, atomic_write_text
 from dino_speech.loading import resolve_model_path
-from dino_speech.provenance import request, up_to_date
+from dino_speech.provenance import finished, request
 from dino_speech.pseudo_label.report import collect_summary, format_summary
 from dino_speech.pseudo_label.stages import (
     RoundPaths,
@@ -104,9 +104,7 @@ def finished_rounds(
     exp_dir = Path(exp_dir)
     made_from = _request(cfg, resolve_model_path(init), rounds)
     outputs = [exp_dir / "embedder.pt"] if rounds > 0 else []
-    if not up_to_date(exp_dir / "summary.json", made_from, outputs):
-        return None
-    return read_json(exp_dir / "summary.json")
+    return finished(exp_dir / "summary.json", made_from, outputs)
 
 
 def _request(cfg: PseudoLabelConfig, init_path: Path, rounds: int) -> dict[str, Any]:

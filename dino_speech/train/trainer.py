@@ -32,7 +32,7 @@ from dino_speech.config import DinoExperimentConfig, save_config, to_dict
 from dino_speech.errors import ConfigError
 from dino_speech.models.embedder_file import save_embedder
 from dino_speech.models.registry import build_encoder
-from dino_speech.provenance import read_record, request, up_to_date, write_record
+from dino_speech.provenance import finished, request, write_record
 from dino_speech.ssl.dino import DinoCenter, MultiCropModel, build_dino_head, dino_statistics
 from dino_speech.ssl.schedules import DinoSchedules
 from dino_speech.train import checkpoint as ckpt
@@ -360,9 +360,7 @@ def finished_run(cfg: DinoExperimentConfig, exp_dir: str | Path) -> TrainResult 
     A run stopped by ``train.max_minutes`` has finished its request too; a larger budget or
     more epochs is a new request, which resumes from the newest checkpoint."""
     exp_dir = Path(exp_dir)
-    if not up_to_date(exp_dir / SUMMARY, _training_request(cfg), [exp_dir / "embedder.pt"]):
-        return None
-    record = read_record(exp_dir / SUMMARY)
+    record = finished(exp_dir / SUMMARY, _training_request(cfg), [exp_dir / "embedder.pt"])
     return None if record is None or record.get("kind") != "dino" else TrainResult.from_dict(record)
 
 
@@ -382,7 +380,7 @@ def write_untrained_embedder(cfg: DinoExperimentConfig, exp_dir: str | Path) -> 
         },
         [],
     )
-    if up_to_date(exp_dir / SUMMARY, made_from, [path]):
+    if finished(exp_dir / SUMMARY, made_from, [path]) is not None:
         return path
     torch.manual_seed(cfg.train.seed)
     feat_dim = cfg.data.features.num_mel_bins
