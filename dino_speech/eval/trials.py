@@ -6,6 +6,9 @@ Trial lists come in Kaldi form (``utt1 utt2 target|nontarget``) or VoxCeleb form
 
 from __future__ import annotations
 
+import mmap
+import os
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +31,7 @@ _KALDI_LABELS = {"target": True, "nontarget": False}
 _VOX_LABELS = {"1": True, "0": False}
 _NEWLINE = ord("\n")
 _MAX_SEPARATOR = ord(" ")  # every byte <= b" " may separate fields: checked against split()
+_MAX_LINE_WALK = 10_000  # lines to step over one by one to the cut of the score file
 
 
 @dataclass
@@ -62,7 +66,7 @@ def read_trials(path: str | Path) -> Trials:
         DataError: missing file, malformed line (named with its number), or no trials.
     """
     path = Path(path)
-    fast = _trial_columns(_three_columns(path, "trial list"))
+    fast = _trial_columns(_three_columns(_file_bytes(path, "trial list")))
     if fast is not None:
         enroll_b, test_b, fast_labels = fast
         return Trials(_decoded(enroll_b), _decoded(test_b), fast_labels)
@@ -91,7 +95,7 @@ def read_trials(path: str | Path) -> Trials:
 def read_scores(path: str | Path) -> tuple[list[str], list[str], np.ndarray]:
     """Read a score file of ``utt1 utt2 score`` lines → ``(enroll, test, scores float64)``."""
     path = Path(path)
-    fast = _score_columns(_three_columns(path, "score file"))
+    fast = _score_columns(_three_columns(_file_bytes(path, "score file")))
     if fast is not None:
         return _decoded(fast[0]), _decoded(fast[1]), fast[2]
     enroll: list[str] = []
@@ -114,20 +118,26 @@ def read_scores(path: str | Path) -> tuple[list[str], list[str], np.ndarray]:
     return enroll, test, np.asarray(scores, dtype=np.float64)
 
 
-def read_scored_trials(trials: str | Path, scores: str | Path) -> tuple[np.ndarray, np.ndarray]:
+def read_scored_trials(
+    trials: str | Path, scores: str | Path, *, split_min_bytes: int = 8 << 20
+) -> tuple[np.ndarray, np.ndarray]:
     """The score and label of every trial: ``(scores (N,) float64, labels (N,) bool)``.
 
     What ``read_trials`` + ``read_scores`` + ``scores_for_trials`` give, without making text of
     the ids when the score file lists the trials in their order (the usual case): for 10^6
-    trials that is most of the time of ``dino-speech eer``. Raises what they raise.
+    trials that is most of the time of ``dino-speech eer``. When the two files hold at least
+    ``split_min_bytes`` and two cores are free, a forked child reads the first half of the
+    lines of both while this process reads the second half. Raises what they raise.
     """
     trials, scores = Path(trials), Path(scores)
-    fast_trials = _trial_columns(_three_columns(trials, "trial list"))
-    fast_scores = _score_columns(_three_columns(scores, "score file"))
-    if fast_trials is not None and fast_scores is not None:
-        enroll, test, labels = fast_trials
-        if enroll == fast_scores[0] and test == fast_scores[1]:
-            return fast_scores[2], labels
+    data_t, data_s = _file_bytes(trials, "trial list"), _file_bytes(scores, "score file")
+    if len(data_t) + len(data_s) >= split_min_bytes and hasattr(os, "fork") and _free_cores() > 1:
+        fast = _scored_in_order_halves(data_t, data_s)
+    else:
+        fast = _scored_in_order(data_t, data_s)
+    if fast is not None:
+        return fast
+    del data_t, data_s
     trial_list = read_trials(trials)
     enroll_s, test_s, values = read_scores(scores)
     return scores_for_trials(trial_list, enroll_s, test_s, values, str(scores)), trial_list.labels
@@ -188,19 +198,23 @@ def check_classes(labels: np.ndarray, where: str) -> None:
         )
 
 
-def _three_columns(path: Path, what: str) -> tuple[list[bytes], np.ndarray] | None:
-    """All fields of a file whose every line is three fields, each followed by one separator
-    byte (how programs write trial lists and score files), with the byte offset of each
-    separator; None for any other file (blank lines, comments, CRLF, runs of spaces, ...): the
-    line-by-line reader takes those and names a bad line. One ``split`` of the bytes and a
-    vectorised check of where the separators are."""
+def _file_bytes(path: Path, what: str) -> bytes:
+    """The bytes of a file, ending with a newline unless empty; DataError naming ``what`` it
+    should have been if it is missing."""
     if not path.is_file():
         raise DataError(f"{what} not found: {path}")
     data = path.read_bytes()
+    return data + b"\n" if data and not data.endswith(b"\n") else data
+
+
+def _three_columns(data: bytes) -> tuple[list[bytes], np.ndarray] | None:
+    """All fields of text whose every line is three fields, each followed by one separator
+    byte (how programs write trial lists and score files), with the byte offset of each
+    separator; None for any other text (blank lines, comments, CRLF, runs of spaces, ...): the
+    line-by-line reader takes those and names a bad line. One ``split`` of the bytes and a
+    vectorised check of where the separators are."""
     if not data or b"#" in data:
         return None
-    if not data.endswith(b"\n"):
-        data += b"\n"
     fields = data.split()
     buf = np.frombuffer(data, dtype=np.uint8)
     seps = np.flatnonzero(buf <= _MAX_SEPARATOR)
@@ -211,6 +225,87 @@ def _three_columns(path: Path, what: str) -> tuple[list[bytes], np.ndarray] | No
     if not newline[2::3].all() or newline[0::3].any() or newline[1::3].any():
         return None
     return fields, seps
+
+
+def _scored_in_order(data_t: bytes, data_s: bytes) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(scores, labels)`` when the score lines hold the trials' pairs in the trials' order
+    and both texts are in the three-column layout, else None."""
+    fast_trials = _trial_columns(_three_columns(data_t))
+    fast_scores = _score_columns(_three_columns(data_s))
+    if fast_trials is None or fast_scores is None:
+        return None
+    enroll, test, labels = fast_trials
+    if enroll != fast_scores[0] or test != fast_scores[1]:
+        return None
+    return fast_scores[2], labels
+
+
+def _scored_in_order_halves(data_t: bytes, data_s: bytes) -> tuple[np.ndarray, np.ndarray] | None:
+    """``_scored_in_order`` of the whole texts, by a forked child for the first half of the
+    lines and this process for the rest. The child writes its arrays into shared memory, so
+    nothing but a status byte crosses back (sending its ids through a pipe cost more than the
+    second core saved)."""
+    cuts = _line_cuts(data_t, data_s)
+    if cuts is None:
+        return _scored_in_order(data_t, data_s)
+    cut_t, cut_s, n = cuts
+    shared = mmap.mmap(-1, 9 * n + 1)  # float64 scores, bool labels, status byte
+    try:
+        with warnings.catch_warnings():  # the child runs no threaded code (numpy only)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+    except OSError:
+        return _scored_in_order(data_t, data_s)
+    if pid == 0:
+        try:
+            first = _scored_in_order(data_t[:cut_t], data_s[:cut_s])
+            if first is not None and len(first[0]) == n:
+                np.frombuffer(shared, np.float64, n)[:] = first[0]
+                np.frombuffer(shared, np.bool_, n, 8 * n)[:] = first[1]
+                shared[9 * n] = 1
+        finally:
+            os._exit(0)
+    try:
+        second = _scored_in_order(data_t[cut_t:], data_s[cut_s:])
+    finally:
+        os.waitpid(pid, 0)
+    if second is None or shared[9 * n] != 1:
+        return None
+    scores = np.concatenate([np.frombuffer(shared, np.float64, n), second[0]])
+    labels = np.concatenate([np.frombuffer(shared, np.bool_, n, 8 * n), second[1]])
+    return scores, labels
+
+
+def _line_cuts(data_t: bytes, data_s: bytes) -> tuple[int, int, int] | None:
+    """``(cut_t, cut_s, n)``: the first ``n`` lines of each text end at byte ``cut``, ``n``
+    about half the trial lines; None when either text has too few lines to cut."""
+    cut_t = data_t.find(b"\n", len(data_t) // 2) + 1
+    if not 0 < cut_t < len(data_t):
+        return None
+    n = data_t.count(b"\n", 0, cut_t)
+    # the score file's n-th newline, searched from where it would be if lines had one length
+    cut_s = data_s.rfind(b"\n", 0, len(data_s) * cut_t // len(data_t)) + 1
+    have = data_s.count(b"\n", 0, cut_s)
+    if abs(have - n) > _MAX_LINE_WALK:  # very different line lengths: find it in one pass
+        newlines = np.flatnonzero(np.frombuffer(data_s, dtype=np.uint8) == _NEWLINE)
+        if len(newlines) <= n:
+            return None
+        return cut_t, int(newlines[n - 1]) + 1, n
+    while have < n:
+        cut_s = data_s.find(b"\n", cut_s) + 1
+        if cut_s == 0:
+            return None
+        have += 1
+    while have > n:
+        cut_s = data_s.rfind(b"\n", 0, cut_s - 1) + 1
+        have -= 1
+    return (cut_t, cut_s, n) if cut_s < len(data_s) else None
+
+
+def _free_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _trial_columns(

@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 
 from dino_speech.errors import DataError
+from dino_speech.eval import trials as trials_module
 from dino_speech.eval.trials import (
+    _file_bytes,
+    _line_cuts,
     _score_columns,
     _three_columns,
     _trial_columns,
@@ -64,7 +67,9 @@ def test_random_lists_in_both_forms_read_exactly(tmp_path, voxceleb):
     got_scores, got_labels = read_scored_trials(tmp_path / "t", tmp_path / "s")
     np.testing.assert_array_equal(got_scores, scores)  # repr round-trips float64 exactly
     np.testing.assert_array_equal(got_labels, labels)
-    assert _three_columns(tmp_path / "t", "trial list") is not None  # the fast path was taken
+    assert (
+        _three_columns(_file_bytes(tmp_path / "t", "trial list")) is not None
+    )  # the fast path was taken
 
 
 @pytest.mark.parametrize(
@@ -94,8 +99,8 @@ def test_fields_that_add_up_but_lines_that_do_not_are_refused(tmp_path):
     # check of where the newlines fall tells these files from well-formed ones
     (tmp_path / "t").write_text("a b\ntarget c d nontarget\n")
     (tmp_path / "s").write_text("a b\n1.0 c d 2.0\n")
-    assert _three_columns(tmp_path / "t", "trial list") is None
-    assert _three_columns(tmp_path / "s", "score file") is None
+    assert _three_columns(_file_bytes(tmp_path / "t", "trial list")) is None
+    assert _three_columns(_file_bytes(tmp_path / "s", "score file")) is None
     with pytest.raises(DataError, match="t:1: expected 'UTT1 UTT2 target"):
         read_scored_trials(tmp_path / "t", tmp_path / "s")
 
@@ -117,13 +122,82 @@ def test_bad_files_raise_what_the_line_reader_raises(tmp_path):
 
 def test_control_bytes_inside_a_field_take_the_line_reader(tmp_path):
     (tmp_path / "t").write_bytes(b"a\x01x b target\nc d nontarget\n")
-    assert _three_columns(tmp_path / "t", "trial list") is None
+    assert _three_columns(_file_bytes(tmp_path / "t", "trial list")) is None
     trials = read_trials(tmp_path / "t")
     assert trials.enroll == ["a\x01x", "c"]
 
 
 def test_column_parsers_reject_what_they_cannot_read(tmp_path):
     (tmp_path / "t").write_text("a b target\nc d 1\n")
-    assert _trial_columns(_three_columns(tmp_path / "t", "trial list")) is None
+    assert _trial_columns(_three_columns(_file_bytes(tmp_path / "t", "trial list"))) is None
     (tmp_path / "s").write_text("a b 0.5\nc d x\n")
-    assert _score_columns(_three_columns(tmp_path / "s", "score file")) is None
+    assert _score_columns(_three_columns(_file_bytes(tmp_path / "s", "score file"))) is None
+
+
+@pytest.fixture
+def two_cores(monkeypatch):
+    """The split read on any machine, with the line reader made to fail the test if reached."""
+    monkeypatch.setattr(trials_module, "_free_cores", lambda: 2)
+
+    def no_line_reader(path):
+        raise AssertionError(f"the line reader was reached for {path}")
+
+    monkeypatch.setattr(trials_module, "read_trials", no_line_reader)
+
+
+@pytest.mark.parametrize("voxceleb", [False, True])
+def test_a_forked_child_reads_the_first_half_exactly(tmp_path, two_cores, voxceleb):
+    trials, scores_text, scores, labels = _random_files(3, 2001, voxceleb)
+    (tmp_path / "t").write_text(trials)
+    (tmp_path / "s").write_text(scores_text)
+    got_scores, got_labels = read_scored_trials(tmp_path / "t", tmp_path / "s", split_min_bytes=0)
+    np.testing.assert_array_equal(got_scores, scores)
+    np.testing.assert_array_equal(got_labels, labels)
+
+
+def test_halves_that_do_not_match_take_the_line_reader(tmp_path, monkeypatch):
+    monkeypatch.setattr(trials_module, "_free_cores", lambda: 2)
+    pairs = [f"u{i} v{i}" for i in range(400)]
+    (tmp_path / "t").write_text(
+        "".join(f"{p} {'target' if i % 3 else 'nontarget'}\n" for i, p in enumerate(pairs))
+    )
+    # out of order in the second half only: the child's half matches, this process's not
+    order = list(range(300)) + list(range(399, 299, -1))
+    (tmp_path / "s").write_text("".join(f"{pairs[i]} {i}\n" for i in order))
+    got, labels = read_scored_trials(tmp_path / "t", tmp_path / "s", split_min_bytes=0)
+    assert got.tolist() == list(range(400)) and labels.sum() == 266
+    (tmp_path / "t").write_text("a b target\nc d nontarget\ne f target\ng h nontarget\n")
+    for bad_line, text in [
+        (1, "a b high\nc d 1\ne f 2\ng h 3\n"),  # in the child's half
+        (4, "a b 0\nc d 1\ne f 2\ng h high\n"),  # in this process's half
+    ]:
+        (tmp_path / "s").write_text(text)
+        with pytest.raises(DataError, match=f"s:{bad_line}: expected 'UTT1 UTT2 SCORE'"):
+            read_scored_trials(tmp_path / "t", tmp_path / "s", split_min_bytes=0)
+    (tmp_path / "s").write_text("e f 2\ng h 3\na b 0\nc d 1\n")  # the halves swapped
+    got, labels = read_scored_trials(tmp_path / "t", tmp_path / "s", split_min_bytes=0)
+    assert got.tolist() == [0.0, 1.0, 2.0, 3.0] and labels.tolist() == [True, False, True, False]
+
+
+@pytest.mark.parametrize(
+    ("trial_line", "score_line"),
+    [
+        (lambda i: f"u{i} v{i} target\n", lambda i: f"u{i} v{i} {i / 7!r}\n"),
+        # long score lines first, short ones after: the proportional guess is far off
+        (
+            lambda i: f"u{i} v{i} target\n",
+            lambda i: f"u{i} v{i} {'9' * (60 if i < 15000 else 1)}\n",
+        ),
+    ],
+)
+@pytest.mark.parametrize("walk", [10_000, 0])  # step line by line, or find all newlines
+def test_both_texts_are_cut_after_the_same_line(monkeypatch, trial_line, score_line, walk):
+    monkeypatch.setattr(trials_module, "_MAX_LINE_WALK", walk)
+    n = 30_000
+    data_t = "".join(map(trial_line, range(n))).encode()
+    data_s = "".join(map(score_line, range(n))).encode()
+    cut_t, cut_s, first = _line_cuts(data_t, data_s)
+    assert data_t[:cut_t].count(b"\n") == data_s[:cut_s].count(b"\n") == first
+    assert data_t[cut_t - 1 : cut_t] == data_s[cut_s - 1 : cut_s] == b"\n"
+    assert abs(first - n / 2) < n / 4
+    assert _line_cuts(b"a b target\n", b"a b 1\n") is None  # one line: nothing to cut
