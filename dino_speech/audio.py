@@ -117,8 +117,12 @@ def read_audio(
         if any(c < 0 or c >= data.shape[1] for c in channels):
             raise AudioReadError(path, f"has {data.shape[1]} channel(s); cannot read {channels}")
         data = data[:, list(channels)]
-    wave = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
+    mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)
+    wave = torch.from_numpy(np.ascontiguousarray(mono))
     target_sr = sample_rate or file_sr
+    if target_sr == file_sr:
+        validate_waveform(wave, path, sample_rate=file_sr, min_seconds=min_seconds)
+        return wave
     validate_waveform(wave, path, sample_rate=file_sr, min_seconds=0.0)
     wave = resample(wave, file_sr, target_sr)
     validate_waveform(wave, path, sample_rate=target_sr, min_seconds=min_seconds)
@@ -192,7 +196,8 @@ def validate_waveform(
     """Raise the matching :class:`AudioError` if ``wave`` is empty, non-finite or too short."""
     if wave.numel() == 0:
         raise EmptyAudioError(path, "audio is empty (0 samples)")
-    if not bool(torch.isfinite(wave).all()):
+    # a NaN or an infinity makes the sum NaN or infinite: the exact check only then
+    if not math.isfinite(float(wave.sum())) and not bool(torch.isfinite(wave).all()):
         raise NonFiniteAudioError(path, "audio contains NaN or infinite samples")
     seconds = wave.shape[-1] / sample_rate
     if seconds < min_seconds:

@@ -91,6 +91,27 @@ def test_missing_unreadable_empty_short_and_nonfinite(tmp_path):
         assert issubclass(cls, DinoSpeechError)
 
 
+@pytest.mark.parametrize(
+    ("values", "finite"),
+    [
+        ([0.5, np.inf, -np.inf], False),  # the sum is NaN
+        ([np.inf, 1.0], False),
+        ([-0.5, np.nan], False),
+        ([3e38, 3e38, -1.0], True),  # finite samples whose float32 sum overflows
+    ],
+)
+def test_non_finite_samples_are_found_at_any_rate(tmp_path, values, finite):
+    wave = _tone(0.2, 16000)
+    wave[100 : 100 + len(values)] = values
+    sf.write(tmp_path / "x.wav", wave, 16000, subtype="FLOAT")
+    for rate in (16000, 8000):  # read as is, and resampled
+        if finite:
+            assert read_audio(tmp_path / "x.wav", rate).shape == (3200 * rate // 16000,)
+        else:
+            with pytest.raises(NonFiniteAudioError):
+                read_audio(tmp_path / "x.wav", rate)
+
+
 def test_write_then_read_round_trip(tmp_path):
     wave = torch.from_numpy(_tone(0.3, 16000))
     write_audio(tmp_path / "sub" / "x.wav", wave, 16000)

@@ -117,25 +117,26 @@ class SlotBank:
         """The rows at refresh index ``version`` on ``device`` (refilling only what changed)."""
         old = self.version
         if self.rows is None or old is None or version < old or version - old > 1:
-            versions = self._slot_versions(version)
-            rows = torch.stack([self._row(j, versions[j]) for j in range(self.num_slots)])
-            self.rows = rows.to(device)
+            slots = list(range(self.num_slots))
+            self.rows = self._filled(slots, self._slot_versions(version)).to(device)
         elif version == old + 1:
             slots = [
                 ((version - 1) * self.per_refresh + i) % self.num_slots
                 for i in range(self.per_refresh)
             ]
-            fresh = torch.stack([self._row(j, version) for j in slots]).to(self.rows.device)
+            fresh = self._filled(slots, [version] * len(slots)).to(self.rows.device)
             self.rows[torch.tensor(slots, device=self.rows.device)] = fresh
         self.version = version
         if self.rows.device != device:
             self.rows = self.rows.to(device)
         return self.rows
 
-    def _row(self, slot: int, version: int) -> torch.Tensor:
-        row = self.fill(slot, version)
-        out = torch.zeros(self.length)
-        out[: min(self.length, row.numel())] = row[: self.length]
+    def _filled(self, slots: list[int], versions: list[int]) -> torch.Tensor:
+        """``(len(slots), length)``: ``fill(slot, version)`` of each, cut or zero-padded."""
+        out = torch.zeros(len(slots), self.length)
+        for i, (slot, version) in enumerate(zip(slots, versions, strict=True)):
+            row = self.fill(slot, version)[: self.length]
+            out[i, : row.numel()] = row
         return out
 
 
