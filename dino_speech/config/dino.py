@@ -37,6 +37,12 @@ class CropConfig:
         "drawing their positions independently: less overlap between the views of short "
         "utterances.",
     )
+    trim_db: float = setting(
+        0.0,
+        "Crop only between the first and the last 20 ms frame whose energy is within trim_db "
+        "dB of the utterance's loudest frame (0: off): leading and trailing silence never "
+        "makes up a view.",
+    )
 
 
 @dataclass

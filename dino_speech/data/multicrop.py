@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from lhotse import CutSet
     from lhotse.cut import Cut
 
-__all__ = ["MultiCropDataset", "crop_samples", "random_crop", "spread_crops"]
+__all__ = ["MultiCropDataset", "crop_samples", "random_crop", "spread_crops", "trim_silence"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,23 @@ def spread_crops(
     return [wave[start : start + samples] for start in starts]
 
 
+def trim_silence(wave: torch.Tensor, sample_rate: int, below_peak_db: float) -> torch.Tensor:
+    """``(T,)`` ``wave`` from its first to its last 20 ms frame whose energy is within
+    ``below_peak_db`` dB of the loudest frame's (interior pauses are kept); the whole wave when
+    it is shorter than two frames or silent."""
+    frame = max(1, sample_rate // 50)
+    n = wave.shape[0] // frame
+    if n < 2:
+        return wave
+    energy = wave[: n * frame].reshape(n, frame).double().square().mean(dim=1)
+    peak = float(energy.max())
+    if peak <= 0.0:
+        return wave
+    loud = torch.nonzero(energy >= peak * 10.0 ** (-below_peak_db / 10.0)).flatten()
+    first, last = int(loud[0]), int(loud[-1])
+    return wave[first * frame : (last + 1) * frame]
+
+
 class MultiCropDataset(Dataset):
     """Map a sampled ``CutSet`` to a batch of multi-crop waveforms (layout in the module doc).
 
@@ -106,6 +123,8 @@ class MultiCropDataset(Dataset):
         for name in ("global_seconds", "local_seconds"):
             if getattr(crops, name) <= 0:
                 raise ConfigError(f"crops.{name} must be positive, got {getattr(crops, name)}")
+        if crops.trim_db < 0:
+            raise ConfigError(f"crops.trim_db must be >= 0 (0: off), got {crops.trim_db}")
         self.crops = crops
         self.sample_rate = sample_rate
         self.seed = seed
@@ -120,6 +139,8 @@ class MultiCropDataset(Dataset):
         """``(num_global, Sg)`` and ``(num_local, Sl)`` crops of one cut's ``(T,)`` waveform."""
         rng = random.Random(stable_seed(self.seed, self.epoch, cut.id))
         c = self.crops
+        if c.trim_db > 0:
+            wave = trim_silence(wave, self.sample_rate, c.trim_db)
         if c.spread:
             glob = spread_crops(wave, self.global_samples, c.num_global, rng)
             loc = spread_crops(wave, self.local_samples, c.num_local, rng)

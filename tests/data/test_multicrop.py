@@ -12,7 +12,7 @@ from lhotse import AudioSource, CutSet, Recording
 
 from dino_speech.audio import write_audio
 from dino_speech.config import CropConfig
-from dino_speech.data.multicrop import MultiCropDataset
+from dino_speech.data.multicrop import MultiCropDataset, trim_silence
 from dino_speech.errors import ConfigError
 
 SR = 16000
@@ -153,6 +153,39 @@ def test_invalid_crop_config() -> None:
         MultiCropDataset(CropConfig(num_global=0), SR)
     with pytest.raises(ConfigError, match="local_seconds"):
         MultiCropDataset(CropConfig(local_seconds=0.0), SR)
+    with pytest.raises(ConfigError, match="trim_db"):
+        MultiCropDataset(CropConfig(trim_db=-1.0), SR)
+
+
+def test_trim_silence_cuts_quiet_ends_and_keeps_pauses() -> None:
+    frame = SR // 50
+    loud = torch.ones(10 * frame) * 0.5
+    quiet = torch.full((5 * frame,), 0.5 * 10 ** (-50 / 20))  # 50 dB below the loud frames
+    wave = torch.cat([quiet, loud, quiet, loud, quiet[:-7]])
+    trimmed = trim_silence(wave, SR, 40.0)
+    assert torch.equal(trimmed, wave[5 * frame : 30 * frame])  # interior pause kept
+    assert torch.equal(trim_silence(wave, SR, 60.0), wave[: (len(wave) // frame) * frame])
+    assert torch.equal(trim_silence(torch.zeros(SR), SR, 40.0), torch.zeros(SR))
+    assert torch.equal(trim_silence(loud[:frame], SR, 40.0), loud[:frame])
+
+
+def test_trimmed_crops_hold_no_leading_or_trailing_silence(tmp_path: Path) -> None:
+    speech = _ramp(int(0.6 * SR)) + 0.3  # never quiet
+    wave = torch.cat([torch.zeros(int(0.4 * SR)), speech, torch.zeros(int(0.4 * SR))])
+    write_audio(tmp_path / "q.wav", wave, SR)
+    crops = CropConfig(num_global=2, global_seconds=0.5, num_local=3, local_seconds=0.25)
+    trimmed = MultiCropDataset(CropConfig(**{**vars(crops), "trim_db": 40.0}), SR, seed=0)
+    plain = MultiCropDataset(crops, SR, seed=0)
+    cuts = CutSet.from_cuts([_cut(tmp_path / "q.wav", "q")])
+    silent_frames = {True: 0, False: 0}
+    for epoch in range(20):
+        for dataset, key in ((trimmed, True), (plain, False)):
+            dataset.set_epoch(epoch)
+            batch = dataset[cuts]
+            for name in ("global", "local"):
+                frames = batch[name].reshape(-1, 200).abs().amax(dim=1)
+                silent_frames[key] += int((frames < 1e-3).sum())
+    assert silent_frames[True] == 0 and silent_frames[False] > 0
 
 
 def test_spread_crops_take_one_stratum_each(ramp_cut) -> None:
