@@ -67,9 +67,8 @@ def test_random_lists_in_both_forms_read_exactly(tmp_path, voxceleb):
     got_scores, got_labels = read_scored_trials(tmp_path / "t", tmp_path / "s")
     np.testing.assert_array_equal(got_scores, scores)  # repr round-trips float64 exactly
     np.testing.assert_array_equal(got_labels, labels)
-    assert (
-        _three_columns(_file_bytes(tmp_path / "t", "trial list")) is not None
-    )  # the fast path was taken
+    # the fast path was taken
+    assert _three_columns(_file_bytes(tmp_path / "t", "trial list")) is not None
 
 
 @pytest.mark.parametrize(
