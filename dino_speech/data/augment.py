@@ -347,9 +347,10 @@ class SpecAugment:
         f = torch.arange(bins, device=device)[None, None, :]
         in_time = ((t >= t_start[..., None]) & (t < (t_start + t_width)[..., None])).any(dim=1)
         in_freq = ((f >= f_start[..., None]) & (f < (f_start + f_width)[..., None])).any(dim=1)
-        applied = (u[:, 0] < cfg.specaug_prob)[:, None, None]
-        masked = applied & (in_time[:, :, None] | in_freq[:, None, :])
-        return feats.masked_fill(masked, 0.0)
+        applied = (u[:, 0] < cfg.specaug_prob)[:, None]
+        # two broadcast fills: no (N, T, F) mask is built
+        out = feats.masked_fill((applied & in_time)[:, :, None], 0.0)
+        return out.masked_fill_((applied & in_freq)[:, None, :], 0.0)
 
 
 def _validate(cfg: AugmentConfig) -> None:

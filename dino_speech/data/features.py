@@ -211,7 +211,11 @@ class Fbank(nn.Module):
             )
         self.padded_window = 1 << math.ceil(math.log2(self.frame_length))
         window = torch.hann_window(self.frame_length, periodic=False, dtype=torch.float64)
-        self.register_buffer("window", window.pow(_POVEY_POWER).to(torch.float32), persistent=False)
+        window = window.pow(_POVEY_POWER).to(torch.float32)
+        self.register_buffer("window", window, persistent=False)
+        # wave_scale applied with the window (the steps before it are linear), which saves
+        # scaling a copy of the whole batch; the same bits for a power-of-two scale
+        self.register_buffer("scaled_window", window * cfg.wave_scale, persistent=False)
         banks = kaldi_mel_banks(
             cfg.num_mel_bins, self.padded_window, cfg.sample_rate, cfg.low_freq, cfg.high_freq
         )
@@ -248,33 +252,47 @@ class Fbank(nn.Module):
         batch, samples = waves.shape
         if samples < self.frame_length:
             return waves.new_zeros(batch, 0, self.cfg.num_mel_bins)
-        frames = (waves * self.cfg.wave_scale).unfold(1, self.frame_length, self.frame_shift)
         if torch.jit.is_tracing() or torch.compiler.is_compiling():
             # one shape-independent graph for export (TorchScript / ONNX): no chunking
-            return self._log_mel_frames(frames)
+            frames = (waves * self.cfg.wave_scale).unfold(1, self.frame_length, self.frame_shift)
+            return self._log_mel_frames(frames, self.window)
+        frames = waves.unfold(1, self.frame_length, self.frame_shift)
         out = waves.new_empty(batch, frames.shape[1], self.cfg.num_mel_bins)
         # Big intermediates thrash the CPU caches: there, a few hundred frames at a time is
         # several times faster than the whole batch. GPUs want the whole batch.
         budget = _CPU_CHUNK_FRAMES if waves.device.type == "cpu" else _GPU_CHUNK_FRAMES
         rows = max(1, budget // frames.shape[1])
         for first in range(0, batch, rows):
-            out[first : first + rows] = self._log_mel_frames(frames[first : first + rows])
+            part = slice(first, first + rows)
+            self._log_mel_frames(frames[part], self.scaled_window, out=out[part])
         return out
 
-    def _log_mel_frames(self, frames: torch.Tensor) -> torch.Tensor:
-        """``(R, T, frame_length)`` raw frames → ``(R, T, num_mel_bins)`` log-Mel energies."""
+    def _log_mel_frames(
+        self, frames: torch.Tensor, window: torch.Tensor, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``(R, T, frame_length)`` raw frames → ``(R, T, num_mel_bins)`` log-Mel energies
+        (into ``out`` when given); ``window`` carries the wave scale when the frames do not."""
         win = self.frame_length
-        buf = frames.new_zeros(*frames.shape[:2], self.padded_window)
+        exporting = out is None
+        if exporting:
+            buf = frames.new_zeros(*frames.shape[:2], self.padded_window)
+        else:
+            buf = frames.new_empty(*frames.shape[:2], self.padded_window)
+            buf[..., win:] = 0.0
         # DC removal then pre-emphasis with Kaldi's replicated first sample, fused:
         # y[j] = x[j] - a x[j-1] - (1 - a) mean,  y[0] = (1 - a) (x[0] - mean).
         torch.sub(frames[..., 1:], frames[..., :-1], alpha=_PREEMPHASIS, out=buf[..., 1:win])
         buf[..., 0] = (1.0 - _PREEMPHASIS) * frames[..., 0]
         mean = frames.mean(dim=-1, keepdim=True)
-        buf[..., :win].sub_((1.0 - _PREEMPHASIS) * mean).mul_(self.window)
+        buf[..., :win].sub_((1.0 - _PREEMPHASIS) * mean).mul_(window)
         spectrum = torch.fft.rfft(buf)
-        power = spectrum.real.square() + spectrum.imag.square()  # |X|^2, contiguous
-        mel = self._mel(power)
-        return mel.clamp_(min=torch.finfo(torch.float32).eps).log_()
+        if exporting:
+            power = spectrum.real.square() + spectrum.imag.square()  # |X|^2, contiguous
+        else:
+            parts = torch.view_as_real(spectrum).square_()  # the same |X|^2, one pass fewer
+            power = parts[..., 0] + parts[..., 1]
+        mel = self._mel(power).clamp_(min=torch.finfo(torch.float32).eps)
+        return mel.log_() if out is None else torch.log(mel, out=out)
 
     def _mel(self, power: torch.Tensor) -> torch.Tensor:
         """``(..., padded_window // 2 + 1)`` power → ``(..., num_mel_bins)`` Mel energies.
