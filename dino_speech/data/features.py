@@ -211,11 +211,10 @@ class Fbank(nn.Module):
             )
         self.padded_window = 1 << math.ceil(math.log2(self.frame_length))
         window = torch.hann_window(self.frame_length, periodic=False, dtype=torch.float64)
-        window = window.pow(_POVEY_POWER).to(torch.float32)
-        self.register_buffer("window", window, persistent=False)
         # wave_scale applied with the window (the steps before it are linear), which saves
         # scaling a copy of the whole batch; the same bits for a power-of-two scale
-        self.register_buffer("scaled_window", window * cfg.wave_scale, persistent=False)
+        window = window.pow(_POVEY_POWER).to(torch.float32) * cfg.wave_scale
+        self.register_buffer("scaled_window", window, persistent=False)
         banks = kaldi_mel_banks(
             cfg.num_mel_bins, self.padded_window, cfg.sample_rate, cfg.low_freq, cfg.high_freq
         )
@@ -252,11 +251,10 @@ class Fbank(nn.Module):
         batch, samples = waves.shape
         if samples < self.frame_length:
             return waves.new_zeros(batch, 0, self.cfg.num_mel_bins)
+        frames = waves.unfold(1, self.frame_length, self.frame_shift)
         if torch.jit.is_tracing() or torch.compiler.is_compiling():
             # one shape-independent graph for export (TorchScript / ONNX): no chunking
-            frames = (waves * self.cfg.wave_scale).unfold(1, self.frame_length, self.frame_shift)
-            return self._log_mel_frames(frames, self.window)
-        frames = waves.unfold(1, self.frame_length, self.frame_shift)
+            return self._log_mel_frames(frames)
         out = waves.new_empty(batch, frames.shape[1], self.cfg.num_mel_bins)
         # Big intermediates thrash the CPU caches: there, a few hundred frames at a time is
         # several times faster than the whole batch. GPUs want the whole batch.
@@ -264,14 +262,14 @@ class Fbank(nn.Module):
         rows = max(1, budget // frames.shape[1])
         for first in range(0, batch, rows):
             part = slice(first, first + rows)
-            self._log_mel_frames(frames[part], self.scaled_window, out=out[part])
+            self._log_mel_frames(frames[part], out=out[part])
         return out
 
     def _log_mel_frames(
-        self, frames: torch.Tensor, window: torch.Tensor, out: torch.Tensor | None = None
+        self, frames: torch.Tensor, out: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """``(R, T, frame_length)`` raw frames → ``(R, T, num_mel_bins)`` log-Mel energies
-        (into ``out`` when given); ``window`` carries the wave scale when the frames do not."""
+        """``(R, T, frame_length)`` raw frames → ``(R, T, num_mel_bins)`` log-Mel energies,
+        into ``out`` (eager chunks); without it (export graphs), with ops that ONNX exports."""
         win = self.frame_length
         exporting = out is None
         if exporting:
@@ -284,7 +282,7 @@ class Fbank(nn.Module):
         torch.sub(frames[..., 1:], frames[..., :-1], alpha=_PREEMPHASIS, out=buf[..., 1:win])
         buf[..., 0] = (1.0 - _PREEMPHASIS) * frames[..., 0]
         mean = frames.mean(dim=-1, keepdim=True)
-        buf[..., :win].sub_((1.0 - _PREEMPHASIS) * mean).mul_(window)
+        buf[..., :win].sub_((1.0 - _PREEMPHASIS) * mean).mul_(self.scaled_window)
         spectrum = torch.fft.rfft(buf)
         if exporting:
             power = spectrum.real.square() + spectrum.imag.square()  # |X|^2, contiguous
@@ -292,7 +290,7 @@ class Fbank(nn.Module):
             parts = torch.view_as_real(spectrum).square_()  # the same |X|^2, one pass fewer
             power = parts[..., 0] + parts[..., 1]
         mel = self._mel(power).clamp_(min=torch.finfo(torch.float32).eps)
-        return mel.log_() if out is None else torch.log(mel, out=out)
+        return mel.log_() if exporting else torch.log(mel, out=out)
 
     def _mel(self, power: torch.Tensor) -> torch.Tensor:
         """``(..., padded_window // 2 + 1)`` power → ``(..., num_mel_bins)`` Mel energies.
