@@ -19,6 +19,12 @@ backward).
 
     python bench/train_step.py                       # CPU: ecapa_tiny, batch 16
     python bench/train_step.py --device cuda         # ECAPA c512, batch 128, K 65536, bf16
+
+``--precision`` instead times our step in float32 against our step in bf16 autocast on the
+CPU (the recipe's ``train.precision: bf16`` where the CPU has AVX512-BF16 or AMX), alternating
+for ``--repeats`` rounds, and prints each round's ratio:
+
+    python bench/train_step.py --precision --batch 32 --num-local 2 --out-dim 256
 """
 
 from __future__ import annotations
@@ -190,6 +196,35 @@ def count_flops(run, waves) -> int:
     return counter.get_total_flops()
 
 
+def compare_precision(cfg, student, fbank, waves, device, args) -> None:
+    """Our step in float32 and in bf16 autocast, from the same weights, alternating rounds."""
+    from dino_speech.runtime import native_bf16_cpu
+
+    if device.type == "cpu":
+        print(
+            "this CPU has bf16 arithmetic (AVX512-BF16 or AMX): "
+            + ("yes" if native_bf16_cpu() else "no, bf16 is emulated")
+        )
+    variants = {
+        name: our_step(cfg, Parts(cfg, student, device), fbank, autocast=name == "bf16")
+        for name in ("fp32", "bf16")
+    }
+    ratios = []
+    for r in range(args.repeats):
+        print(f"round {r + 1}")
+        rates = {
+            name: measure(name, run, waves, device, args.steps, args.warmup)[0]
+            for name, run in variants.items()
+        }
+        ratios.append(rates["bf16"] / rates["fp32"])
+        print(f"speed ratio (bf16 / fp32): {ratios[-1]:.2f}x")
+    ratios.sort()
+    print(
+        f"bf16 / fp32 over {len(ratios)} rounds: median {ratios[len(ratios) // 2]:.2f}x "
+        f"(range {ratios[0]:.2f}-{ratios[-1]:.2f}x)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -204,6 +239,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="timed steps [cpu: 30, cuda: 20]")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--precision", action="store_true", help="ours in fp32 against ours in bf16 (CPU)"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of --precision")
     args = parser.parse_args()
     device = torch.device(args.device)
     cuda = device.type == "cuda"
@@ -244,6 +283,9 @@ def main() -> None:
         f"device {device}, {torch.get_num_threads()} CPU threads"
         + (", ours in bf16 autocast" if cuda else ", fp32")
     )
+    if args.precision:
+        compare_precision(cfg, student, fbank, waves, device, args)
+        return
     ours = our_step(cfg, Parts(cfg, student, device), fbank, autocast=cuda)
     ref = reference_step(cfg, Parts(cfg, student, device), fbank)
     ref_rate, ref_peak = measure("reference", ref, waves, device, args.steps, args.warmup)

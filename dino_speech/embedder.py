@@ -46,6 +46,7 @@ from dino_speech.audio_checks import warn_if_silent, warn_silent_items
 from dino_speech.config import FbankConfig
 from dino_speech.data.features import build_fbank
 from dino_speech.errors import ConfigError, DataError
+from dino_speech.runtime import bf16_autocast
 
 __all__ = ["EmbedResult", "Embedder", "Verification"]
 
@@ -85,7 +86,8 @@ class Embedder:
         min_seconds: shorter audio is an error (:class:`~dino_speech.audio.AudioTooShortError`).
         max_batch_seconds: cap on padded audio per encoder batch (bounds memory; None: 20 s
             on a CPU, 480 s elsewhere, see the module docstring).
-        precision: ``"bf16"`` runs the encoder under bfloat16 autocast on CUDA; ``"fp32"``.
+        precision: ``"bf16"`` runs the encoder under bfloat16 autocast on CUDA and on CPUs
+            with native bf16 (:func:`~dino_speech.runtime.bf16_autocast`); ``"fp32"``.
         model_path: where the model was loaded from (set by :meth:`from_pretrained`); its
             stored decision threshold (``threshold.json``) is what :meth:`verify` uses.
     """
@@ -399,7 +401,7 @@ class Embedder:
         for i, w in enumerate(waves):
             batch[i, : w.shape[0]] = w
         batch, lengths = batch.to(self.device), lengths.to(self.device)
-        use_bf16 = self.precision == "bf16" and self.device.type == "cuda"
+        use_bf16 = bf16_autocast(self.device, self.precision)
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
             feats, frame_lengths = self.fbank(batch, lengths)
             emb = self.encoder(feats, frame_lengths)

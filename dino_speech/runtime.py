@@ -17,7 +17,14 @@ import torch.distributed as dist
 
 from dino_speech.errors import ConfigError
 
-__all__ = ["DistContext", "init_distributed", "resolve_device", "torchrun_context"]
+__all__ = [
+    "DistContext",
+    "bf16_autocast",
+    "init_distributed",
+    "native_bf16_cpu",
+    "resolve_device",
+    "torchrun_context",
+]
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,24 @@ def resolve_device(device: str, local_rank: int = 0) -> torch.device:
         if resolved.index is None:
             resolved = torch.device("cuda", local_rank)
     return resolved
+
+
+def native_bf16_cpu() -> bool:
+    """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX-BF16).
+
+    Elsewhere oneDNN would emulate bf16 through float32 conversions, which is no faster.
+    """
+    caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+    return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+
+
+def bf16_autocast(device: torch.device, precision: str) -> bool:
+    """Whether ``precision`` (``"bf16"`` or ``"fp32"``) means bf16 autocast on ``device``:
+    on CUDA, and on a CPU that has bf16 arithmetic (:func:`native_bf16_cpu`); float32 elsewhere.
+    """
+    if precision != "bf16":
+        return False
+    return device.type == "cuda" or (device.type == "cpu" and native_bf16_cpu())
 
 
 def init_distributed(device: str = "auto", env: Mapping[str, str] | None = None) -> DistContext:

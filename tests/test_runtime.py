@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from dino_speech.errors import ConfigError
-from dino_speech.runtime import DistContext, resolve_device, torchrun_context
+from dino_speech.runtime import (
+    DistContext,
+    bf16_autocast,
+    native_bf16_cpu,
+    resolve_device,
+    torchrun_context,
+)
 
 
 def test_torchrun_context_reads_the_launcher_environment() -> None:
@@ -25,3 +31,24 @@ def test_resolve_device() -> None:
             resolve_device("cuda")
     with pytest.raises(ConfigError, match="invalid device"):
         resolve_device("tpu9")
+
+
+@pytest.mark.parametrize(
+    ("capabilities", "native"),
+    [
+        ({"avx512_bf16": True, "amx_bf16": False}, True),
+        ({"avx512_bf16": False, "amx_bf16": True}, True),
+        ({"avx512_bf16": False, "amx_bf16": False, "avx512_f": True}, False),
+        ({}, False),
+    ],
+)
+def test_bf16_autocast_on_a_cpu_only_where_it_has_bf16_arithmetic(
+    monkeypatch: pytest.MonkeyPatch, capabilities: dict[str, bool], native: bool
+) -> None:
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
+    cpu = torch.device("cpu")
+    assert native_bf16_cpu() is native
+    assert bf16_autocast(cpu, "bf16") is native
+    assert bf16_autocast(cpu, "fp32") is False
+    assert bf16_autocast(torch.device("cuda", 0), "bf16") is True
+    assert bf16_autocast(torch.device("cuda", 0), "fp32") is False

@@ -79,7 +79,7 @@ from dino_speech.provenance import finished, request, write_record
     type=click.Choice(["fp32", "bf16"]),
     default="fp32",
     show_default=True,
-    help="bf16 autocast for the encoder (CUDA only).",
+    help="bf16 autocast for the encoder (CUDA, and CPUs with native bf16).",
 )
 @click.option(
     "--shard",

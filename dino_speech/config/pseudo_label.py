@@ -236,7 +236,9 @@ class PseudoLabelTrainConfig(RunConfig):
     """
 
     precision: Literal["bf16", "fp32"] = setting(
-        "bf16", "bf16 autocast applies on CUDA only (the margin softmax always runs in float32)."
+        "bf16",
+        "bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16 or AMX); the margin "
+        "softmax always runs in float32.",
     )
     keep_last: int = setting(2, "Checkpoints of each kind kept (0 keeps all).")
     max_minutes: float | None = setting(

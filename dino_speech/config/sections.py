@@ -144,7 +144,9 @@ class RunConfig:
     seed: int = 0
     device: str = setting("auto", "'auto': cuda:<LOCAL_RANK> when CUDA is available, else cpu.")
     precision: Literal["bf16", "fp32"] = setting(
-        "bf16", "bf16 autocast applies on CUDA only; CPU runs are float32."
+        "bf16",
+        "bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16 or AMX); "
+        "float32 on other CPUs.",
     )
     log_every: int = setting(50, "Log the training losses every N steps.")
     checkpoint_every: int = setting(

@@ -46,6 +46,7 @@ from dino_speech.pseudo_label.finetune_model import (
     save_classifier,
 )
 from dino_speech.pseudo_label.margin import AAMSoftmax, scheduled_margin
+from dino_speech.runtime import bf16_autocast
 from dino_speech.ssl.schedules import CosineSchedule
 from dino_speech.train.crop_batches import CropBatchSource
 from dino_speech.train.distributed import DistContext, all_reduce_mean, init_distributed
@@ -201,7 +202,7 @@ class MarginFinetuner(ResumableLoop):
         gen.manual_seed(tc.seed * 1000 + 29 + self.ctx.rank)
         data = CropBatchSource(self._data_config(), seed=tc.seed, ctx=self.ctx, gen=gen, cuts=cuts)
         steps_per_epoch = data.steps_per_epoch(ft.steps_per_epoch, "finetune.steps_per_epoch")
-        self.autocast = self.device.type == "cuda" and tc.precision == "bf16"
+        self.autocast = bf16_autocast(self.device, tc.precision)
         self.last_accuracy: float | None = None
         self._window: list[torch.Tensor] = []  # (loss, accuracy) of steps since the last log
         self._start(LoopInputs(data, gen, steps_per_epoch))

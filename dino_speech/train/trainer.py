@@ -33,6 +33,7 @@ from dino_speech.errors import ConfigError
 from dino_speech.models.embedder_file import save_embedder
 from dino_speech.models.registry import build_encoder
 from dino_speech.provenance import finished, request, write_record
+from dino_speech.runtime import bf16_autocast
 from dino_speech.ssl.dino import DinoCenter, MultiCropModel, build_dino_head, dino_statistics
 from dino_speech.ssl.schedules import DinoSchedules
 from dino_speech.train import checkpoint as ckpt
@@ -180,7 +181,7 @@ class DinoTrainer(ResumableLoop):
             self.schedules,
             model=self.model,
             distributed=self.ctx.distributed,
-            autocast=self.device.type == "cuda" and tc.precision == "bf16",
+            autocast=bf16_autocast(self.device, tc.precision),
         )
         self._start(inputs)
         if self.ctx.is_main:  # the config in use (a resume may change e.g. train.epochs)
@@ -189,6 +190,7 @@ class DinoTrainer(ResumableLoop):
             f"{cfg.model.name}: {_count(backbone) / 1e6:.2f} M encoder + "
             f"{_count(student.head) / 1e6:.2f} M head parameters; {self.ctx.world_size} "
             f"process(es) on {self.device}"
+            + (" in bf16 autocast" if self.step_fn.autocast else " in float32")
             + (" (BatchNorm synchronised)" if self.ctx.distributed and tc.sync_batchnorm else "")
             + f"; {self.steps_per_epoch} steps/epoch x "
             f"{tc.epochs} epochs; batch {cfg.data.batch_size}/process"

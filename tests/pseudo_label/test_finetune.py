@@ -192,11 +192,27 @@ def test_pseudo_labels_are_checked(synthetic_corpus: Path) -> None:
         pseudo_labels(bad, "pseudo_speaker")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_stages_run_on_cuda_in_bf16(
-    tiny_pl_config: PseudoLabelConfig, init_model: Path, synthetic_corpus: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "cuda",
+            marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+        ),
+    ],
+)
+def test_stages_run_in_bf16(
+    tiny_pl_config: PseudoLabelConfig,
+    init_model: Path,
+    synthetic_corpus: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    device: str,
 ) -> None:
-    cfg = apply_overrides(tiny_pl_config, ["train.device=cuda", "train.precision=bf16"])
+    # On a CPU, bf16 as on one with bf16 arithmetic (emulated where it has none).
+    monkeypatch.setattr("dino_speech.runtime.native_bf16_cpu", lambda: True)
+    cfg = apply_overrides(tiny_pl_config, [f"train.device={device}", "train.precision=bf16"])
     cuts = speaker_labelled(synthetic_corpus)
     frozen = finetune_stage(cfg, "frozen", cuts, init_model, tmp_path / "f", progress=False)
     full = finetune_stage(

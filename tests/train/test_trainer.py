@@ -249,6 +249,31 @@ def test_trains_and_resumes_on_cuda_in_bf16(
     assert meta["step"] == 8 and next(encoder.parameters()).device.type == "cpu"
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_follows_its_bf16_arithmetic(
+    tiny_config: DinoExperimentConfig,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    native: bool,
+) -> None:
+    # Emulated where the CPU lacks bf16: only the choice is patched, the arithmetic is real.
+    monkeypatch.setattr("dino_speech.runtime.native_bf16_cpu", lambda: native)
+    cfg = apply_overrides(tiny_config, ["train.precision=bf16", "train.epochs=1"])
+    trainer = DinoTrainer(cfg, tmp_path / "exp", progress=False)
+    assert trainer.step_fn.autocast is native
+    conv = next(
+        m
+        for m in trainer.student.backbone.modules()
+        if isinstance(m, torch.nn.modules.conv._ConvNd)
+    )
+    seen: list[torch.dtype] = []
+    conv.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    result = trainer.fit()
+    assert result.steps == 4 and torch.isfinite(torch.tensor(result.last_loss))
+    assert set(seen) == {torch.bfloat16 if native else torch.float32}
+    assert all(p.dtype == torch.float32 for p in trainer.teacher.parameters())
+
+
 class _StepClock:
     """A clock for the training loop that advances one second each time it is read."""
 
