@@ -281,7 +281,7 @@ def main() -> None:
         f"{args.encoder}, batch {args.batch}, crops 2x{args.global_seconds:g}s + "
         f"{args.num_local}x{args.local_seconds:g}s, K={args.out_dim}, {args.mels} mels, "
         f"device {device}, {torch.get_num_threads()} CPU threads"
-        + (", ours in bf16 autocast" if cuda else ", fp32")
+        + ("" if args.precision else ", ours in bf16 autocast" if cuda else ", fp32")
     )
     if args.precision:
         compare_precision(cfg, student, fbank, waves, device, args)
