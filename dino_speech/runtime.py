@@ -72,6 +72,7 @@ def native_bf16_cpu() -> bool:
 
     Elsewhere oneDNN would emulate bf16 through float32 conversions, which is no faster.
     """
+    # get_capabilities is newer than the oldest torch the project admits (2.9): there, float32
     caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
     return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
 
