@@ -87,6 +87,19 @@ class DinoConfig:
     teacher_momentum: float = 0.996
     teacher_momentum_final: float = 1.0
     freeze_last_layer_epochs: float = 1.0
+    reg_weight: float = setting(
+        0.0,
+        "Weight of RDINO's embedding regulariser in the loss (0: plain DINO): "
+        "reg_std_coeff * variance + reg_cov_coeff * covariance (VICReg's terms) of the "
+        "student's embeddings of each global crop, against dimensional collapse "
+        "(dino_speech.ssl.regularizers).",
+    )
+    reg_std_coeff: float = setting(
+        10.0, "Diversity: hinge on each embedding dimension's std over the batch (RDINO: 10)."
+    )
+    reg_cov_coeff: float = setting(
+        1.0, "Redundancy elimination: squared off-diagonal covariances (RDINO: 1)."
+    )
 
 
 @dataclass

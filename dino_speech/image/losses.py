@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from dino_speech.ssl.regularizers import variance_covariance_terms
+
 
 def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """SimSiam's ``D(p, z) = -cos(p, stopgrad(z))`` averaged over the batch (Chen & He, 2021).
@@ -69,17 +71,9 @@ def vicreg_terms(
     """
     if z1.shape != z2.shape or z1.ndim != 2 or z1.shape[0] < 2:
         raise ValueError(f"need two (B>=2, D) batches of one shape, got {z1.shape}, {z2.shape}")
-    batch, dim = z1.shape
     invariance = F.mse_loss(z1, z2)
-    variance = z1.new_zeros(())
-    covariance = z1.new_zeros(())
-    for z in (z1, z2):
-        z = z - z.mean(0)
-        std = (z.var(0) + eps).sqrt()
-        variance = variance + F.relu(gamma - std).mean() / 2.0
-        cov = z.T @ z / (batch - 1)
-        off = cov - torch.diag_embed(torch.diagonal(cov))
-        covariance = covariance + off.pow(2).sum() / dim
+    (v1, c1), (v2, c2) = (variance_covariance_terms(z, gamma, eps) for z in (z1, z2))
+    variance, covariance = (v1 + v2) / 2.0, c1 + c2
     return {"invariance": invariance, "variance": variance, "covariance": covariance}
 
 

@@ -2,10 +2,12 @@
 
 Given the step's crop views (:class:`~dino_speech.train.crop_batches.CropViews`): the teacher embeds
 the global crops and the student all crops, each crop group as one batch; the loss averages the
-cross-entropy over all pairs of different crops; the optimiser steps with the scheduled
-learning rate and weight decay (gradients clipped, per parameter as in DINO by default; the
-head's last layer frozen in the first epoch); the teacher moves towards the student (EMA) and
-the centre towards the teacher's batch mean (averaged over processes under DDP).
+cross-entropy over all pairs of different crops (plus, with ``dino.reg_weight``, RDINO's
+variance and covariance terms of the student's global-crop embeddings); the optimiser steps
+with the scheduled learning rate and weight decay (gradients clipped, per parameter as in
+DINO by default; the head's last layer frozen in the first epoch); the teacher moves towards
+the student (EMA) and the centre towards the teacher's batch mean (averaged over processes
+under DDP).
 
 A step whose loss or gradients are not finite changes nothing: no update, no EMA, no centre
 move, and the BatchNorm statistics that its forward passes touched are put back.
@@ -26,6 +28,7 @@ from dino_speech.ssl.dino import (
     dino_loss,
     ema_update,
 )
+from dino_speech.ssl.regularizers import variance_covariance_terms
 from dino_speech.ssl.schedules import DinoSchedules
 from dino_speech.train.crop_batches import CropViews
 from dino_speech.train.distributed import all_reduce_mean, average_buffers
@@ -45,6 +48,7 @@ class StepOutput:
     grad_norm: torch.Tensor
     schedule: dict[str, float]
     updated: bool  # False when the loss or the gradients were not finite
+    regularizer: torch.Tensor | None = None  # unweighted embedding regulariser (reg_weight > 0)
 
 
 class DinoStep:
@@ -92,7 +96,7 @@ class DinoStep:
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.autocast):
             with torch.no_grad():
                 t_logits, t_emb = self.teacher([views.teacher])
-            s_logits, _ = self.model(views.student)
+            s_logits, s_emb = self.model(views.student)
         t_out = t_logits.float().view(views.num_global, views.batch_size, -1)
         s_out = s_logits.float().view(-1, views.batch_size, t_out.shape[-1])
         loss = dino_loss(
@@ -102,6 +106,9 @@ class DinoStep:
             student_temp=cfg.dino.student_temp,
             teacher_temp=sched["teacher_temp"],
         )
+        regularizer = self._regularizer(s_emb, views)
+        if regularizer is not None:
+            loss = loss + cfg.dino.reg_weight * regularizer
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = clip_gradients(
@@ -121,7 +128,29 @@ class DinoStep:
             self.center.update(t_out, reduce=all_reduce_mean if self.distributed else None)
         else:
             torch._foreach_copy_(buffers, saved)
-        return StepOutput(loss.detach(), s_out.detach(), t_out, t_emb, grad_norm, sched, updated)
+        return StepOutput(
+            loss.detach(),
+            s_out.detach(),
+            t_out,
+            t_emb,
+            grad_norm,
+            sched,
+            updated,
+            None if regularizer is None else regularizer.detach(),
+        )
+
+    def _regularizer(self, s_emb: torch.Tensor, views: CropViews) -> torch.Tensor | None:
+        """RDINO's variance + covariance terms of the student's global-crop embeddings, each
+        crop's batch on its own, averaged over the global crops (None when off)."""
+        dc = self.cfg.dino
+        if dc.reg_weight <= 0:
+            return None
+        g, b = views.num_global, views.batch_size
+        total = s_emb.new_zeros((), dtype=torch.float32)
+        for z in s_emb[: g * b].float().view(g, b, -1):
+            variance, covariance = variance_covariance_terms(z)
+            total = total + dc.reg_std_coeff * variance + dc.reg_cov_coeff * covariance
+        return total / g
 
 
 def build_optimizer(model: nn.Module, cfg: DinoExperimentConfig) -> torch.optim.Optimizer:

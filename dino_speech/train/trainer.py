@@ -280,6 +280,7 @@ class DinoTrainer(ResumableLoop):
             "embedding_std": embedding_std(out.teacher_embeddings),
             "effective_rank": effective_rank(out.teacher_embeddings),
             "grad_norm": float(out.grad_norm),
+            **({} if out.regularizer is None else {"regularizer": float(out.regularizer)}),
             "skipped_cuts": float(packed[4]) * self.ctx.world_size,
             "epoch": self.epoch + self.batch_in_epoch / self.steps_per_epoch,
         }

@@ -104,3 +104,19 @@ def test_gradient_clipping_modes() -> None:
             assert max(norms) <= 1e-3 * (1 + 1e-4) and total > 2e-3
         else:
             assert total <= 1e-3 * (1 + 1e-4)
+
+
+def test_embedding_regulariser_adds_to_the_loss() -> None:
+    plain = make_step(["dino.freeze_last_layer_epochs=0"])
+    reg = make_step(["dino.freeze_last_layer_epochs=0", "dino.reg_weight=0.5"])
+    torch.manual_seed(1)
+    batch = views()
+    out_plain, out_reg = plain(batch, 0), reg(batch, 0)
+    assert out_plain.regularizer is None
+    assert out_reg.regularizer is not None and float(out_reg.regularizer) > 0
+    # Same initial weights and inputs: the DINO part is the same, the regulariser adds on.
+    torch.testing.assert_close(out_reg.loss, out_plain.loss + 0.5 * out_reg.regularizer)
+    # It changes what the student learns.
+    key = "backbone.stem.0.weight"
+    assert key in plain.student.state_dict()
+    assert not torch.equal(plain.student.state_dict()[key], reg.student.state_dict()[key])
