@@ -61,7 +61,7 @@ def _clusters(quality: dict[str, Any]) -> str:
     return text + f", kept {100 * quality['coverage']:.0f}%"
 
 
-_RESULT_FILES = ("score.json", "asnorm.json", "emotion.json")  # what a row's folder may hold
+_RESULT_FILES = ("score.json", "asnorm.json", "whitened.json", "emotion.json")  # what a row's folder may hold
 
 COLUMNS: dict[str, Column] = {
     "eer": Column("EER %", "score.json", lambda r: r["eer"], ".2f"),
@@ -69,6 +69,7 @@ COLUMNS: dict[str, Column] = {
     "min_dcf_0.05": Column("minDCF (p=0.05)", "score.json", _dcf("0.05"), ".3f"),
     "asnorm_eer": Column("AS-norm EER %", "asnorm.json", lambda r: r["eer"], ".2f"),
     "asnorm_min_dcf_0.01": Column("AS-norm minDCF (p=0.01)", "asnorm.json", _dcf("0.01"), ".3f"),
+    "whitened_eer": Column("whitened EER %", "whitened.json", lambda r: r["eer"], ".2f"),
     "emotion_f1": Column("emotion micro-F1 %", "emotion.json", lambda r: r["micro_f1"], ".1f"),
     "micro_f1": Column("micro-F1 %", "emotion.json", lambda r: r["micro_f1"], ".2f"),
     "macro_f1": Column("macro-F1 %", "emotion.json", lambda r: r["macro_f1"], ".2f"),

@@ -25,7 +25,7 @@ Example (the rows of egs/mini/run.sh):
     nargs=2,
     type=(str, click.Path(file_okay=False, path_type=Path)),
     metavar="LABEL DIR",
-    help="A row: its label and the folder of its score.json / asnorm.json (score "
+    help="A row: its label and the folder of its score.json / asnorm.json / whitened.json (score "
     "--json-out) and emotion.json (eval-emotion --json-out). The label may name the "
     "model's {model}, {steps}, {planned_steps}, {total_steps}, {epochs_done} (from the "
     "training run's summary.json). A row with no value (none of its files there) is "
@@ -36,7 +36,7 @@ Example (the rows of egs/mini/run.sh):
     default="eer,min_dcf_0.01,min_dcf_0.05",
     show_default=True,
     help="Comma-separated: eer, min_dcf_0.01, min_dcf_0.05, asnorm_eer, "
-    "asnorm_min_dcf_0.01, emotion_f1 (one decimal), micro_f1, macro_f1, uar, folds, "
+    "asnorm_min_dcf_0.01, whitened_eer, emotion_f1 (one decimal), micro_f1, macro_f1, uar, folds, "
     "pseudo_labels (the clusters a round's model was fine-tuned on).",
 )
 @click.option(

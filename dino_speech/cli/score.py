@@ -78,6 +78,14 @@ _json_option = json_option(
     "before cosine scoring.",
 )
 @click.option(
+    "--whiten-from",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Whiten every embedding with the mean and (Ledoit-Wolf shrunk) covariance of these "
+    "length-normalised embeddings, e.g. the unlabelled training set, before cosine scoring; "
+    "instead of --mean-from.",
+)
+@click.option(
     "--scores-out",
     type=FILE,
     default=None,
@@ -95,6 +103,7 @@ def score(
     cohort: Path | None,
     top_n: int,
     mean_from: Path | None,
+    whiten_from: Path | None,
     scores_out: Path | None,
     det_plot: Path | None,
     p_targets: tuple[float, ...],
@@ -112,14 +121,25 @@ def score(
     from dino_speech.embedding_io import read_embeddings
     from dino_speech.errors import DataError
     from dino_speech.eval.verification import read_trials, score_trials, write_scores
+    from dino_speech.eval.whitening import Whitening
 
     if norm != "none" and cohort is None:
         raise click.UsageError(f"--norm {norm} needs --cohort")
     if norm == "none" and cohort is not None:
         raise click.UsageError("--cohort is only used with --norm snorm or --norm asnorm")
+    if mean_from is not None and whiten_from is not None:
+        raise click.UsageError("--whiten-from centres the embeddings already: drop --mean-from")
     p_targets = p_targets or _P_TARGETS
-    inputs = {"trials": trials, "embeddings": embeddings, "cohort": cohort, "mean_from": mean_from}
+    inputs = {
+        "trials": trials,
+        "embeddings": embeddings,
+        "cohort": cohort,
+        "mean_from": mean_from,
+        "whiten_from": whiten_from,
+    }
     settings = {"norm": norm, "top_n": top_n, "p_targets": p_targets}
+    if whiten_from is not None:  # the same file as --mean-from is another result
+        settings["whiten"] = "ledoit-wolf"
     if json_out is not None and _up_to_date(json_out, settings, inputs, [scores_out, det_plot]):
         return
     trial_list = read_trials(trials)
@@ -131,6 +151,14 @@ def score(
         if M.shape[1] != X.shape[1]:
             raise DataError(f"--mean-from embeddings have dimension {M.shape[1]}, not {X.shape[1]}")
         mean = M.mean(axis=0)
+    whitening = None
+    if whiten_from is not None:
+        _, W = read_embeddings(whiten_from)
+        if W.shape[1] != X.shape[1]:
+            raise DataError(
+                f"--whiten-from embeddings have dimension {W.shape[1]}, not {X.shape[1]}"
+            )
+        whitening = Whitening.fit(W)
     C = read_embeddings(cohort)[1] if cohort is not None else None
     scores = score_trials(
         (ids, X),
@@ -139,6 +167,7 @@ def score(
         cohort=C,
         top_n=top_n,
         mean=mean,
+        whitening=whitening,
         progress=show_progress(progress),
     )
     if scores_out is not None:

@@ -42,6 +42,7 @@ from dino_speech.eval.trials import (
     scores_for_trials,
     write_scores,
 )
+from dino_speech.eval.whitening import Whitening
 from dino_speech.vectors import l2_normalize
 
 __all__ = [
@@ -217,6 +218,7 @@ def score_trials(
     cohort: np.ndarray | None = None,
     top_n: int | None = 300,
     mean: np.ndarray | None = None,
+    whitening: Whitening | None = None,
     progress: bool = False,
 ) -> np.ndarray:
     """Cosine scores of ``trials`` (``(N,)`` float64), optionally score-normalised.
@@ -232,6 +234,8 @@ def score_trials(
         top_n: cohort size for AS-norm (clipped to C).
         mean: ``(D,)`` vector subtracted from every embedding (and the cohort) before length
             normalisation, e.g. the mean of a training set (``--mean-from``).
+        whitening: applied to every embedding (and the cohort) instead of ``mean``, e.g. one
+            fitted on a training set (``--whiten-from``).
         progress: show a progress bar while scoring against the cohort.
     """
     from dino_speech.eval.score_norm import cohort_statistics, normalize_scores
@@ -240,6 +244,8 @@ def score_trials(
     index = {u: i for i, u in enumerate(ids)}
     trials = _alias_path_ids(trials, index)
     check_trial_ids(trials, index)
+    if mean is not None and whitening is not None:
+        raise DataError("subtract a mean or whiten, not both (whitening centres already)")
     if mean is not None:
         mean = np.asarray(mean, dtype=np.float32).ravel()
         if mean.shape[0] != X.shape[1]:
@@ -248,7 +254,7 @@ def score_trials(
     used = sorted({index[u] for u in (*trials.enroll, *trials.test)})
     remap = np.full(len(ids), -1, dtype=np.int64)
     remap[used] = np.arange(len(used))
-    U = _prepare(X[used], mean)
+    U = _prepare(X[used], mean, whitening)
     e_idx = remap[np.fromiter((index[u] for u in trials.enroll), np.int64, len(trials))]
     t_idx = remap[np.fromiter((index[u] for u in trials.test), np.int64, len(trials))]
     scores = cosine_scores(U, e_idx, t_idx)
@@ -265,7 +271,7 @@ def score_trials(
         )
     mu, sigma = cohort_statistics(
         U,
-        _prepare(cohort, mean),
+        _prepare(cohort, mean, whitening),
         top_n if norm == "asnorm" else None,
         progress=progress,
     )
@@ -289,8 +295,10 @@ def _alias_path_ids(trials: Trials, known: Mapping[str, int]) -> Trials:
     )
 
 
-def _prepare(X: np.ndarray, mean: np.ndarray | None) -> np.ndarray:
+def _prepare(X: np.ndarray, mean: np.ndarray | None, whitening: Whitening | None) -> np.ndarray:
     X = np.asarray(X, dtype=np.float32)
-    if mean is not None:
+    if whitening is not None:
+        X = whitening.apply(X)
+    elif mean is not None:
         X = X - mean
     return l2_normalize(X, zero_rows="keep")

@@ -98,11 +98,20 @@ def test_score_with_norms_and_mean(corpus):
         ["--norm", "snorm", "--cohort", str(d / "cohort.npz")],
         ["--norm", "asnorm", "--cohort", str(d / "cohort.npz"), "--top-n", "5"],
         ["--mean-from", str(d / "cohort.npz")],
+        ["--whiten-from", str(d / "cohort.npz")],
+        [
+            "--whiten-from",
+            str(d / "cohort.npz"),
+            "--norm",
+            "asnorm",
+            "--cohort",
+            str(d / "cohort.npz"),
+        ],
     ):
         result = runner.invoke(cli, base + extra)
         assert result.exit_code == 0, result.output
-        results[" ".join(extra[:2])] = _json_last_line(result.stdout)["eer"]
-        metrics[" ".join(extra[:2])] = json.dumps(_json_last_line(result.stdout), sort_keys=True)
+        results[" ".join(extra[:4])] = _json_last_line(result.stdout)["eer"]
+        metrics[" ".join(extra[:4])] = json.dumps(_json_last_line(result.stdout), sort_keys=True)
     assert len(set(results.values())) > 1  # the options change the scores
     assert len(set(metrics.values())) == len(metrics)  # each of them does (asnorm's top-n too)
 
@@ -180,3 +189,16 @@ def test_json_out_records_the_result_and_a_rerun_does_nothing(corpus):
     stored = threshold_from_file(out)
     assert stored.threshold == pytest.approx(record["eer_threshold"])
     assert stored.trials == record["trials"] and stored.eer == pytest.approx(record["eer"])
+
+
+def test_score_whiten_from_errors_are_one_line(corpus, tmp_path):
+    d, scp, _ = corpus
+    base = ["score", "--trials", str(d / "trials"), "--embeddings", str(scp)]
+    both = ["--whiten-from", str(d / "cohort.npz"), "--mean-from", str(d / "cohort.npz")]
+    result = CliRunner().invoke(cli, base + both)
+    assert result.exit_code == 2 and "drop --mean-from" in result.output
+    other = write_embeddings(tmp_path / "other", ["x", "y", "z"], np.ones((3, 5), np.float32))
+    result = CliRunner().invoke(cli, [*base, "--whiten-from", str(other)])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert "--whiten-from embeddings have dimension 5, not 16" in lines[0]

@@ -205,7 +205,7 @@ def test_real_speech_recipe_on_an_audio_folder_then_rerun_is_a_no_op(
     train = {line.split()[1] for line in (data / "train" / "utt2spk").read_text().splitlines()}
     assert len(dev) == 3 and not dev & train and dev | train == set(speakers)
     table = (exp / "results.md").read_text()
-    numbers = r" \| ".join([NUMBER] * 5)  # EER, 2 minDCF; AS-norm EER and minDCF
+    numbers = r" \| ".join([NUMBER] * 6)  # EER, 2 minDCF; AS-norm EER and minDCF; whitened EER
     for label in (
         r"log-Mel statistics \(logmel-stats, no training\)",
         r"ecapa_tiny, untrained",
@@ -227,6 +227,9 @@ def test_real_speech_recipe_on_an_audio_folder_then_rerun_is_a_no_op(
     # its AS-norm columns are those of the scores normalised against the training utterances
     asnorm = json.loads((exp / "eval" / "baseline" / "asnorm.json").read_text())
     assert f"| {asnorm['eer']:.2f} | {asnorm['min_dcf']['0.01']:.3f} |" in table
+    # and its whitened EER the cosine after whitening learnt from those same utterances
+    whitened = json.loads((exp / "eval" / "baseline" / "whitened.json").read_text())
+    assert f"| {asnorm['min_dcf']['0.01']:.3f} | {whitened['eer']:.2f} |" in table
     cohort = (exp / "eval" / "baseline" / "cohort" / "xvector.scp").read_text().splitlines()
     assert len(cohort) == sum(1 for _ in (data / "train" / "wav.scp").open())
 

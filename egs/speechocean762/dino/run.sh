@@ -10,7 +10,9 @@
 #   stage 3: DINO training on the training speakers' audio, no labels (--dino-minutes)
 #   stage 4: embed the dev speakers with the DINO teacher; cosine scoring (EER, minDCF)
 #            and, with --asnorm true, AS-norm scoring against a cohort of the training
-#            utterances embedded by the same model (unlabelled; every model's rows get both)
+#            utterances embedded by the same model; with --whiten true, cosine scoring after
+#            whitening learnt from those same embeddings (unlabelled; every model's rows get
+#            all three)
 #   stage 5: --pl-rounds pseudo-labeling rounds (cluster the training embeddings, margin
 #            softmax on the clusters), each round's model embedded and scored on dev
 #   stage 6: only with --ceiling true: the supervised ceiling, the same encoder trained from
@@ -46,6 +48,7 @@ pl_overrides=""         # extra KEY=VALUE overrides of the pseudo-label config, 
 ceiling=false           # true: also train the supervised ceiling (stage 6)
 asnorm=true             # true: also score with AS-norm, the training utterances as cohort
 asnorm_top_n=300        # cohort scores AS-norm averages per utterance
+whiten=true             # true: also score after whitening learnt from the training utterances
 ceiling_config=""       # its config (empty: configs/speechocean_ceiling.yaml)
 ceiling_minutes=""      # its time budget in minutes (empty: --dino-minutes)
 ceiling_overrides=""    # extra KEY=VALUE overrides of the ceiling config, space-separated
@@ -67,7 +70,7 @@ ceiling_minutes=${ceiling_minutes:-$dino_minutes}
 read -r -a dino_extra <<< "$dino_overrides"
 read -r -a pl_extra <<< "$pl_overrides"
 read -r -a ceiling_extra <<< "$ceiling_overrides"
-for flag in ceiling asnorm; do
+for flag in ceiling asnorm whiten; do
   case ${!flag} in
     true | false) ;;
     *)
@@ -82,19 +85,26 @@ train_cuts=$data_dir/audio_cuts_train.jsonl.gz
 trials=$data_dir/dev/trials
 
 # score_dev NAME MODEL: embed the dev speakers with MODEL into EVAL_DIR/NAME and score the
-# dev trials (score.json); with --asnorm true also embed the training utterances as the
-# AS-norm cohort (EVAL_DIR/NAME/cohort) and score with AS-norm (asnorm.json)
+# dev trials (score.json). With --asnorm true or --whiten true also embed the training
+# utterances (EVAL_DIR/NAME/cohort): the AS-norm cohort (asnorm.json), and the unlabelled
+# set the whitening is learnt from (whitened.json)
 score_dev() {
   local dir=$eval_dir/$1
   dino-speech embed --model "$2" --wav-scp "$data_dir/dev/wav.scp" --out-dir "$dir" \
     --device "$device" --num-workers "$nj" "${progress[@]}"
   dino-speech score --trials "$trials" --embeddings "$dir/xvector.scp" \
     --det-plot "$dir/score.png" --json-out "$dir/score.json"
-  if [ "$asnorm" = true ]; then
+  if [ "$asnorm" = true ] || [ "$whiten" = true ]; then
     dino-speech embed --model "$2" --cuts "$train_cuts" --out-dir "$dir/cohort" \
       --device "$device" --num-workers "$nj" "${progress[@]}"
+  fi
+  if [ "$asnorm" = true ]; then
     dino-speech score --trials "$trials" --embeddings "$dir/xvector.scp" --norm asnorm \
       --cohort "$dir/cohort/xvector.scp" --top-n "$asnorm_top_n" --json-out "$dir/asnorm.json"
+  fi
+  if [ "$whiten" = true ]; then
+    dino-speech score --trials "$trials" --embeddings "$dir/xvector.scp" \
+      --whiten-from "$dir/cohort/xvector.scp" --json-out "$dir/whitened.json"
   fi
 }
 
@@ -171,10 +181,11 @@ if run_stage 7; then
   rows+=(--row "supervised ceiling (true labels, same encoder and time)" "$eval_dir/ceiling")
   note="Dev: $dev_speakers held-out speakers, {trials} trials ({targets} target), cosine"
   note+=" scoring; AS-norm: top $asnorm_top_n of a cohort of the training utterances,"
-  note+=" embedded by each model. Training: the other speakers' audio, labels unused (except"
+  note+=" embedded by each model; whitened: mean and Ledoit-Wolf covariance of those same"
+  note+=" training embeddings. Training: the other speakers' audio, labels unused (except"
   note+=" the ceiling)."
   dino-speech report "${rows[@]}" \
-    --columns eer,min_dcf_0.01,min_dcf_0.05,asnorm_eer,asnorm_min_dcf_0.01,pseudo_labels \
+    --columns eer,min_dcf_0.01,min_dcf_0.05,asnorm_eer,asnorm_min_dcf_0.01,whitened_eer,pseudo_labels \
     --note "$note" --machine "$device" --time prepare "$data_dir/.audio.prepared.json" \
     --time DINO "$exp_dir/dino/summary.json" --time pseudo-labeling "$exp_dir/pl/summary.json" \
     --time ceiling "$exp_dir/ceiling/summary.json" --out "$exp_dir/results.md"
