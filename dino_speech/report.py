@@ -61,7 +61,8 @@ def _clusters(quality: dict[str, Any]) -> str:
     return text + f", kept {100 * quality['coverage']:.0f}%"
 
 
-_RESULT_FILES = ("score.json", "asnorm.json", "whitened.json", "emotion.json")  # what a row's folder may hold
+# what a row's folder may hold
+_RESULT_FILES = ("score.json", "asnorm.json", "whitened.json", "emotion.json")
 
 COLUMNS: dict[str, Column] = {
     "eer": Column("EER %", "score.json", lambda r: r["eer"], ".2f"),

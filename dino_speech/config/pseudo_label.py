@@ -48,6 +48,12 @@ class ClusterConfig:
     l2_normalize: bool = setting(
         True, "L2-normalise before and after PCA; k-means is then spherical (cosine)."
     )
+    whiten: bool = setting(
+        False,
+        "Whiten the (L2-normalised) embeddings with their own mean and Ledoit-Wolf covariance "
+        "before PCA (dino_speech.eval.whitening): every direction counts alike in the cosine, "
+        "not only the few that carry most of a DINO embedding's variance.",
+    )
     pca_variance: float | None = setting(
         0.99, "Keep this fraction of the variance with PCA (0 < v < 1); null skips PCA."
     )

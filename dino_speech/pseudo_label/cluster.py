@@ -5,8 +5,9 @@ returns ``(N,)`` int64 labels where ``-1`` marks an utterance left out.
 
 The chain (:func:`cluster_embeddings` with ``method="kmeans_ahc"``), after hyperion ``ssl.v1``:
 
-1. L2-normalise, PCA keeping 99% of the variance (which also centres the data), L2-normalise
-   again, so that the geometry is cosine;
+1. L2-normalise (with ``whiten``: whiten with the data's own mean and shrunk covariance and
+   L2-normalise again), PCA keeping 99% of the variance (which also centres the data),
+   L2-normalise again, so that the geometry is cosine;
 2. spherical k-means over-clustering into ``ceil(N / samples_per_cluster)`` clusters (faiss
    when installed, scikit-learn otherwise);
 3. agglomerative clustering of the k-means centroids on cosine, merging while the linkage
@@ -35,6 +36,7 @@ from sklearn.decomposition import PCA
 
 from dino_speech.config import ClusterConfig
 from dino_speech.errors import ConfigError, DataError
+from dino_speech.eval.whitening import Whitening
 from dino_speech.pseudo_label import cluster_large
 from dino_speech.pseudo_label.kmeans import (
     kmeans,
@@ -345,6 +347,10 @@ def merge_threshold(points: np.ndarray, cfg: ClusterConfig) -> float:
 
 def _preprocess(X: np.ndarray, cfg: ClusterConfig) -> np.ndarray:
     Z = l2_normalize(X, zero_rows="error") if cfg.l2_normalize else X
+    if cfg.whiten:
+        Z = Whitening.fit(Z).apply(Z)
+        if cfg.l2_normalize:
+            Z = l2_normalize(Z, zero_rows="error")
     if cfg.pca_variance is not None:
         Z = pca_reduce(Z, cfg.pca_variance, cfg.seed)
         if cfg.l2_normalize:
