@@ -119,7 +119,6 @@ def score(
             --norm asnorm --cohort exp/emb/train/xvector.scp --top-n 300 --json
     """
     from dino_speech.embedding_io import read_embeddings
-    from dino_speech.errors import DataError
     from dino_speech.eval.verification import read_trials, score_trials, write_scores
     from dino_speech.eval.whitening import Whitening
 
@@ -145,20 +144,11 @@ def score(
     trial_list = read_trials(trials)
     trial_list.check_both_classes(f"trial list {trials}")
     ids, X = read_embeddings(embeddings)
-    mean = None
-    if mean_from is not None:
-        _, M = read_embeddings(mean_from)
-        if M.shape[1] != X.shape[1]:
-            raise DataError(f"--mean-from embeddings have dimension {M.shape[1]}, not {X.shape[1]}")
-        mean = M.mean(axis=0)
-    whitening = None
-    if whiten_from is not None:
-        _, W = read_embeddings(whiten_from)
-        if W.shape[1] != X.shape[1]:
-            raise DataError(
-                f"--whiten-from embeddings have dimension {W.shape[1]}, not {X.shape[1]}"
-            )
-        whitening = Whitening.fit(W)
+    mean = _reference(mean_from, "--mean-from", X.shape[1])
+    if mean is not None:
+        mean = mean.mean(axis=0)
+    reference = _reference(whiten_from, "--whiten-from", X.shape[1])
+    whitening = None if reference is None else Whitening.fit(reference)
     C = read_embeddings(cohort)[1] if cohort is not None else None
     scores = score_trials(
         (ids, X),
@@ -212,6 +202,20 @@ def eer(
     if json_out is not None:
         inputs = {"trials": trials, "scores": scores}
         _write_json_out(json_out, metrics, {"p_targets": p_targets}, inputs)
+
+
+def _reference(path: Path | None, flag: str, dim: int) -> np.ndarray | None:
+    """The embeddings of a reference set given with ``flag`` (None when not given), checked
+    against the trial embeddings' dimension."""
+    from dino_speech.embedding_io import read_embeddings
+    from dino_speech.errors import DataError
+
+    if path is None:
+        return None
+    _, M = read_embeddings(path)
+    if M.shape[1] != dim:
+        raise DataError(f"{flag} embeddings have dimension {M.shape[1]}, not {dim}")
+    return M
 
 
 def _up_to_date(
