@@ -46,6 +46,7 @@ from dino_speech.audio_checks import warn_if_silent, warn_silent_items
 from dino_speech.config import FbankConfig
 from dino_speech.data.features import build_fbank
 from dino_speech.errors import ConfigError, DataError
+from dino_speech.models.pooled import cut_at_layer
 from dino_speech.runtime import bf16_autocast
 
 __all__ = ["EmbedResult", "Embedder", "Verification"]
@@ -90,6 +91,8 @@ class Embedder:
             with native bf16 (:func:`~dino_speech.runtime.bf16_autocast`); ``"fp32"``.
         model_path: where the model was loaded from (set by :meth:`from_pretrained`); its
             stored decision threshold (``threshold.json``) is what :meth:`verify` uses.
+        layer: ``"embedding"``, the encoder's output, or ``"pooled"``, the pooled statistics
+            its last layer reads (:class:`~dino_speech.models.pooled.PooledStatistics`).
     """
 
     def __init__(
@@ -105,6 +108,7 @@ class Embedder:
         max_batch_seconds: float | None = None,
         precision: str = "fp32",
         model_path: str | Path | None = None,
+        layer: str = "embedding",
     ) -> None:
         if chunk_seconds is not None and not 0 <= chunk_overlap < chunk_seconds:
             raise ConfigError(
@@ -113,7 +117,8 @@ class Embedder:
         if precision not in ("fp32", "bf16"):
             raise ConfigError(f"unknown precision '{precision}'; valid: fp32, bf16")
         self.device = torch.device(device)
-        self.encoder = encoder.to(self.device).eval()
+        self.layer = layer
+        self.encoder = cut_at_layer(encoder, layer).to(self.device).eval()
         self.features = features
         self.fbank = build_fbank(features).to(self.device).eval()
         self.meta = dict(meta or {})
@@ -155,7 +160,7 @@ class Embedder:
 
     def __repr__(self) -> str:
         return (
-            f"Embedder({type(self.encoder).__name__}, dim={self.embed_dim}, "
+            f"Embedder({type(self.encoder).__name__}, dim={self.embed_dim}, layer={self.layer}, "
             f"sample_rate={self.sample_rate}, device={self.device})"
         )
 
@@ -329,6 +334,11 @@ class Embedder:
         """
         from dino_speech.eval.threshold_store import THRESHOLD_FILE, load_threshold
 
+        if self.layer != "embedding":
+            raise ConfigError(
+                f"the stored threshold scores the model's embeddings, not its '{self.layer}' "
+                "layer: give a threshold measured on this layer"
+            )
         stored = load_threshold(self.model_path) if self.model_path is not None else None
         if stored is None:
             raise ConfigError(

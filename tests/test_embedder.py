@@ -161,3 +161,17 @@ def test_score(embedder, wavs):
     assert embedder.score(str(wavs[0]), wavs[0]) == pytest.approx(1.0, abs=1e-6)
     rows = embedder.score(np.stack([a, b]), np.stack([b, b]))
     np.testing.assert_allclose(rows, [expected, 1.0], atol=1e-6)
+
+
+def test_pooled_layer(model_dir, embedder, wavs):
+    pooled = Embedder.from_pretrained(model_dir, layer="pooled")
+    assert pooled.embed_dim == 384 and "layer=pooled" in repr(pooled)
+    stats = pooled.embed_files(wavs[:3], progress=False)
+    assert stats.shape == (3, 384)
+    # the model's last layer maps the pooled statistics to its embeddings
+    fc = pooled.encoder.encoder.embedding_layer()
+    with torch.no_grad():
+        rebuilt = fc(torch.from_numpy(stats).unsqueeze(-1)).squeeze(-1).numpy()
+    np.testing.assert_allclose(rebuilt, embedder.embed_files(wavs[:3], progress=False), atol=1e-4)
+    with pytest.raises(ConfigError, match="not its 'pooled' layer"):
+        pooled.stored_threshold()

@@ -82,6 +82,14 @@ from dino_speech.provenance import finished, request, write_record
     help="bf16 autocast for the encoder (CUDA, and CPUs with native bf16).",
 )
 @click.option(
+    "--layer",
+    type=click.Choice(["embedding", "pooled"]),
+    default="embedding",
+    show_default=True,
+    help="embedding: the model's output; pooled: the pooled statistics its last layer reads "
+    "(often better for a self-supervised model such as a DINO teacher).",
+)
+@click.option(
     "--shard",
     default=None,
     metavar="I/N",
@@ -131,6 +139,7 @@ def embed(
     chunk_seconds: float,
     chunk_overlap: float,
     precision: str,
+    layer: str,
     shard: str | None,
     merge: int | None,
     skip_bad: bool,
@@ -193,6 +202,7 @@ def embed(
             "chunk_seconds": chunk_seconds,
             "chunk_overlap": chunk_overlap,
             "precision": precision,
+            "layer": layer,
             "skip_bad": skip_bad,
             "sample": None if sample is None else [sample, seed],
         },
@@ -231,6 +241,7 @@ def embed(
         chunk_seconds=chunk_seconds,
         chunk_overlap=chunk_overlap,
         precision=precision,
+        layer=layer,
     )
     kwargs = dict(
         batch_size=batch_size,
@@ -267,6 +278,7 @@ def embed(
             written=summary.written,
             skipped=len(summary.skipped),
             dim=embedder.embed_dim,
+            layer=layer,
         )
     if shard_spec is not None:
         click.echo(

@@ -335,3 +335,19 @@ def test_sample_draws_a_seeded_subset_in_list_order(setup, tmp_path):
     line = _run(["--model", root / "exp", "--wav-scp", scp, "--wav-scp", scp,
                  "--out-dir", tmp_path / "dup", "--num-workers", "0"]).output  # fmt: skip
     assert f"utterance {names[0]} is in both" in line
+
+
+def test_pooled_layer_is_part_of_the_request(setup, tmp_path, monkeypatch):
+    root, names, want = setup
+    monkeypatch.chdir(root)  # wav.scp paths are relative to the working directory
+    out = tmp_path / "p"
+    args = ["--model", root / "exp", "--wav-scp", root / "wav.scp", "--out-dir", out]
+    args += ["--num-workers", "0", "--no-progress"]
+    result = CliRunner().invoke(cli, ["embed", *map(str, [*args, "--layer", "pooled"])])
+    assert result.exit_code == 0, result.output
+    assert "dimension 384" in result.output
+    assert {v.shape for v in kaldiio.load_scp(str(out / "xvector.scp")).values()} == {(384,)}
+    # the same out dir with the embedding layer is a new request, not "up to date"
+    result = CliRunner().invoke(cli, ["embed", *map(str, args)])
+    assert result.exit_code == 0 and "up to date" not in result.output
+    _check(out / "xvector.scp", names, want)

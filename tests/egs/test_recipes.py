@@ -210,6 +210,7 @@ def test_real_speech_recipe_on_an_audio_folder_then_rerun_is_a_no_op(
         r"log-Mel statistics \(logmel-stats, no training\)",
         r"ecapa_tiny, untrained",
         r"DINO teacher \(ecapa_tiny, 1 steps, no labels\)",
+        r"DINO teacher, pooled statistics \(the input of its last layer\)",
         r"DINO \+ pseudo-labeling round 1",
         r"DINO \+ pseudo-labeling round 2",
         r"supervised ceiling \(true labels, same encoder and time\)",

@@ -8,7 +8,8 @@
 #   stage 1: baseline: the built-in logmel-stats model (mean + std of 40 log-Mel bands)
 #   stage 2: the DINO encoder untrained (random init, seed of the DINO recipe)
 #   stage 3: DINO training on the training speakers' audio, no labels (--dino-minutes)
-#   stage 4: embed the dev speakers with the DINO teacher; cosine scoring (EER, minDCF)
+#   stage 4: embed the dev speakers with the DINO teacher, its embeddings and the pooled
+#            statistics its last layer reads (--layer pooled); cosine scoring (EER, minDCF)
 #            and, with --asnorm true, AS-norm scoring against a cohort of the training
 #            utterances embedded by the same model; with --whiten true, cosine scoring after
 #            whitening learnt from those same embeddings (unlabelled; every model's rows get
@@ -84,19 +85,19 @@ eval_dir=$exp_dir/eval
 train_cuts=$data_dir/audio_cuts_train.jsonl.gz
 trials=$data_dir/dev/trials
 
-# score_dev NAME MODEL: embed the dev speakers with MODEL into EVAL_DIR/NAME and score the
-# dev trials (score.json). With --asnorm true or --whiten true also embed the training
-# utterances (EVAL_DIR/NAME/cohort): the AS-norm cohort (asnorm.json), and the unlabelled
-# set the whitening is learnt from (whitened.json)
+# score_dev NAME MODEL [LAYER]: embed the dev speakers with MODEL (at LAYER: embedding, the
+# default, or pooled) into EVAL_DIR/NAME and score the dev trials (score.json). With --asnorm
+# true or --whiten true also embed the training utterances (EVAL_DIR/NAME/cohort): the AS-norm
+# cohort (asnorm.json), and the unlabelled set the whitening is learnt from (whitened.json)
 score_dev() {
-  local dir=$eval_dir/$1
+  local dir=$eval_dir/$1 layer=(--layer "${3:-embedding}")
   dino-speech embed --model "$2" --wav-scp "$data_dir/dev/wav.scp" --out-dir "$dir" \
-    --device "$device" --num-workers "$nj" "${progress[@]}"
+    --device "$device" --num-workers "$nj" "${layer[@]}" "${progress[@]}"
   dino-speech score --trials "$trials" --embeddings "$dir/xvector.scp" \
     --det-plot "$dir/score.png" --json-out "$dir/score.json"
   if [ "$asnorm" = true ] || [ "$whiten" = true ]; then
     dino-speech embed --model "$2" --cuts "$train_cuts" --out-dir "$dir/cohort" \
-      --device "$device" --num-workers "$nj" "${progress[@]}"
+      --device "$device" --num-workers "$nj" "${layer[@]}" "${progress[@]}"
   fi
   if [ "$asnorm" = true ]; then
     dino-speech score --trials "$trials" --embeddings "$dir/xvector.scp" --norm asnorm \
@@ -144,6 +145,8 @@ fi
 if run_stage 4; then
   echo "stage 4: DINO teacher embeddings and scores of the dev speakers"
   score_dev dino "$exp_dir/dino"
+  echo "  and its pooled statistics (the input of its last layer):"
+  score_dev dino_pooled "$exp_dir/dino" pooled
 fi
 
 if run_stage 5; then
@@ -174,6 +177,7 @@ if run_stage 7; then
     --row "log-Mel statistics (logmel-stats, no training)" "$eval_dir/baseline"
     --row "{model}, untrained" "$eval_dir/untrained"
     --row "DINO teacher ({model}, {steps} steps, no labels)" "$eval_dir/dino"
+    --row "DINO teacher, pooled statistics (the input of its last layer)" "$eval_dir/dino_pooled"
   )
   for ((r = 1; r <= pl_rounds; r++)); do
     rows+=(--row "DINO + pseudo-labeling round $r" "$eval_dir/pl$r")
