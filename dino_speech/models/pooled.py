@@ -17,9 +17,15 @@ from torch import nn
 
 from dino_speech.errors import ConfigError
 
-__all__ = ["EMBEDDING_LAYERS", "PooledStatistics", "cut_at_layer"]
+__all__ = ["EMBEDDING_LAYERS", "PooledStatistics", "cut_at_layer", "embedding_layer"]
 
 EMBEDDING_LAYERS = ("embedding", "pooled")
+
+
+def embedding_layer(encoder: nn.Module) -> nn.Module | None:
+    """The encoder's final embedding layer when it exposes one (``encoder.embedding_layer()``)."""
+    hook = getattr(encoder, "embedding_layer", None)
+    return hook() if callable(hook) else None
 
 
 def _input_dim(layer: nn.Module) -> int:
@@ -41,14 +47,14 @@ class PooledStatistics(nn.Module):
 
     def __init__(self, encoder: nn.Module) -> None:
         super().__init__()
-        hook = getattr(encoder, "embedding_layer", None)
-        if not callable(hook):
+        layer = embedding_layer(encoder)
+        if layer is None:
             raise ConfigError(
                 f"{type(encoder).__name__} has no embedding layer to read the pooled statistics "
                 "of; use layer 'embedding'"
             )
         self.encoder = encoder
-        self._layer = hook()
+        self._layer = layer
         self.embed_dim = _input_dim(self._layer)
         self.feat_dim = getattr(encoder, "feat_dim", None)
 

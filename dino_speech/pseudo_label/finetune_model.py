@@ -21,6 +21,7 @@ from dino_speech.config import EncoderConfig, FbankConfig, PseudoLabelConfig
 from dino_speech.errors import DataError
 from dino_speech.file_io import atomic_torch_save, load_torch_file
 from dino_speech.loading import load_embedder_spec, resolve_model_path
+from dino_speech.models.pooled import embedding_layer
 from dino_speech.pseudo_label.margin import AAMSoftmax
 from dino_speech.train.optim import make_optimizer, param_groups
 
@@ -55,12 +56,6 @@ def load_init_model(path: str | Path) -> InitModel:
     speechbrain ECAPA model folder (its network and front end) on CPU."""
     encoder, features, meta, encoder_cfg = load_embedder_spec(path)
     return InitModel(encoder, encoder_cfg, features, meta, resolve_model_path(path))
-
-
-def embedding_layer(encoder: nn.Module) -> nn.Module | None:
-    """The encoder's final embedding layer when it exposes one (``encoder.embedding_layer()``)."""
-    hook = getattr(encoder, "embedding_layer", None)
-    return hook() if callable(hook) else None
 
 
 def pseudo_labels(cuts: CutSet, key: str) -> tuple[dict[str, int], list[int]]:
